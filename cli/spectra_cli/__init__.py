@@ -1,0 +1,1 @@
+"""``spectra``: the operator CLI (org lifecycle against a deployed stack)."""

@@ -1,0 +1,85 @@
+"""``spectra`` command line: operators manage organizations; every command prints JSON.
+
+spectra org create --name NAME [--plan standard] --stack STACK --region REGION
+spectra org list --stack STACK --region REGION
+spectra org suspend ORG_ID --stack STACK --region REGION
+spectra org resume ORG_ID --stack STACK --region REGION
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from spectra.errors import SpectraError
+from spectra.provisioning import DEFAULT_PLAN, Provisioner, build_provisioner
+
+from spectra_cli.stack import StackNotReady, settings_from_stack
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spectra", description="Operate a Spectra deployment.")
+    groups = parser.add_subparsers(dest="group", required=True)
+    org = groups.add_parser("org", help="organizations")
+    commands = org.add_subparsers(dest="command", required=True)
+
+    def with_target(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--stack", required=True, help="CloudFormation stack name of the deployment")
+        command.add_argument("--region", default=os.environ.get("AWS_REGION"), help="AWS region of the stack")
+        command.add_argument("--profile", default=None, help="AWS CLI profile to use")
+        return command
+
+    create = with_target(commands.add_parser("create", help="create an org and its first admin key"))
+    create.add_argument("--name", required=True)
+    create.add_argument("--plan", default=DEFAULT_PLAN)
+    with_target(commands.add_parser("list", help="list orgs"))
+    for verb in ("suspend", "resume", "show"):
+        command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
+        command.add_argument("org_id", metavar="ORG_ID")
+    return parser
+
+
+def _provisioner(args: argparse.Namespace) -> Provisioner:
+    if not args.region:
+        raise StackNotReady("no region: pass --region or set AWS_REGION")
+    # Powertools' secret provider follows the default session's region.
+    os.environ["AWS_DEFAULT_REGION"] = args.region
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    return build_provisioner(settings_from_stack(session, args.stack), session)
+
+
+def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
+    """Carry out one parsed command."""
+    if args.command == "create":
+        return provisioner.create_org(args.name, args.plan).as_dict()
+    if args.command == "list":
+        return {"items": provisioner.list_orgs()}
+    if args.command == "suspend":
+        return provisioner.suspend(args.org_id)
+    if args.command == "resume":
+        return provisioner.resume(args.org_id)
+    return provisioner.describe(args.org_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = run(args, _provisioner(args))
+    except SpectraError as error:
+        print(json.dumps({"error": error.problem(request_id=None, instance=None)}), file=sys.stderr)
+        return 1
+    except (StackNotReady, ClientError, BotoCoreError) as error:
+        print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Find a deployed Spectra stack's resources from its CloudFormation outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from spectra.config import Settings
+
+REQUIRED_OUTPUTS = (
+    "RecordsTableName",
+    "IdempotencyTableName",
+    "OrgDataRoleArn",
+    "ApiKeyPepperSecretArn",
+    "PageTokenSecretArn",
+)
+
+
+class StackNotReady(RuntimeError):
+    """The stack is missing, or lacks an output this CLI needs."""
+
+
+def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
+    """The deployment's settings, as its functions see them, read from the stack outputs."""
+    client: Any = session.client("cloudformation")
+    try:
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except client.exceptions.ClientError as error:
+        raise StackNotReady(f"stack {stack_name!r} not found: {error}") from error
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
+    if missing:
+        raise StackNotReady(f"stack {stack_name!r} has no output(s): {', '.join(missing)}")
+    plan_ids = {"standard": outputs["StandardUsagePlanId"]} if outputs.get("StandardUsagePlanId") else {}
+    return Settings(
+        records_table=outputs["RecordsTableName"],
+        idempotency_table=outputs["IdempotencyTableName"],
+        org_data_role_arn=outputs["OrgDataRoleArn"],
+        api_key_pepper_secret_arn=outputs["ApiKeyPepperSecretArn"],
+        page_token_secret_arn=outputs["PageTokenSecretArn"],
+        usage_plan_ids=json.loads(outputs["UsagePlanIds"]) if outputs.get("UsagePlanIds") else plan_ids,
+        rest_api_id=outputs.get("RestApiId", ""),
+    )

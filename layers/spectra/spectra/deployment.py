@@ -1,0 +1,43 @@
+"""Process-wide objects built once per container from the deployment's settings.
+
+Functions build their services from these at module scope, so a warm container reuses
+credentials, clients and cached secrets across invocations.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from spectra.config import get_settings
+from spectra.pagination import PageTokens
+from spectra.platform_secrets import platform_secret
+from spectra.repositories.api_keys import ApiKeyRepository
+from spectra.repositories.organizations import OrganizationRepository
+from spectra.tenancy.sessions import OrgSessions
+
+
+@cache
+def org_sessions() -> OrgSessions:
+    """Org-scoped credentials for this container (one STS session per org, renewed early)."""
+    return OrgSessions(get_settings().org_data_role_arn)
+
+
+def api_key_pepper() -> bytes:
+    """The pepper of API key hashes (Secrets Manager, cached a few minutes)."""
+    return platform_secret(get_settings().api_key_pepper_secret_arn)
+
+
+@cache
+def page_tokens() -> PageTokens:
+    """Continuation tokens signed with the platform's page-token key."""
+    return PageTokens(lambda: platform_secret(get_settings().page_token_secret_arn))
+
+
+@cache
+def api_key_repository() -> ApiKeyRepository:
+    return ApiKeyRepository(org_sessions(), get_settings().records_table)
+
+
+@cache
+def organization_repository() -> OrganizationRepository:
+    return OrganizationRepository(org_sessions(), get_settings().records_table)

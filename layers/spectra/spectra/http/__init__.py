@@ -1,0 +1,30 @@
+"""HTTP plumbing shared by every API function (see ``resolver`` for the order of checks)."""
+
+from spectra.http.access import RouteAccess, access, route_access
+from spectra.http.idempotency import idempotency_middleware
+from spectra.http.resolver import CurrentOrg, SpectraResolver, current_org
+from spectra.http.responses import ContinuationToken, Limit, PageLimit, PageRequest, created, no_content
+
+
+def create_resolver(*, max_body_bytes: int | None = None) -> SpectraResolver:
+    """The resolver a Spectra API function declares its routes on."""
+    resolver = SpectraResolver(max_body_bytes=max_body_bytes)
+    resolver.use(middlewares=[idempotency_middleware])
+    return resolver
+
+
+__all__ = [
+    "ContinuationToken",
+    "CurrentOrg",
+    "Limit",
+    "PageLimit",
+    "PageRequest",
+    "RouteAccess",
+    "SpectraResolver",
+    "access",
+    "create_resolver",
+    "created",
+    "current_org",
+    "no_content",
+    "route_access",
+]

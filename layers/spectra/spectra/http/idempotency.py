@@ -1,0 +1,131 @@
+"""``Idempotency-Key`` on POST routes, with Powertools idempotency and org-scoped keys.
+
+A retry with the same key and body returns the first response, marked
+``Idempotent-Replayed: true``, and writes nothing twice. The same key with a different body is a
+409. The stored key is derived from the org id, the route and the client's key, so two orgs
+using the same ``Idempotency-Key`` never see each other's responses. Only successful responses
+are remembered: a failed request can be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+from spectra.config import get_settings
+from spectra.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from spectra.tenancy.context import OrgContext
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+EXPIRES_AFTER_SECONDS = 24 * 3600
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class _NotRemembered(Exception):
+    """Carries a non-2xx response out of the idempotent call so it is not stored."""
+
+    def __init__(self, response: Response[Any]) -> None:
+        super().__init__("response not remembered")
+        self.response = response
+
+
+def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
+    response.setdefault("headers", {})[REPLAYED_HEADER] = "true"
+    return response
+
+
+@cache
+def _persistence_layer() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+
+
+@cache
+def _config() -> IdempotencyConfig:
+    return IdempotencyConfig(
+        event_key_jmespath="scope",
+        payload_validation_jmespath="payload",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=EXPIRES_AFTER_SECONDS,
+        response_hook=_mark_replayed,
+    )
+
+
+def idempotency_middleware(
+    app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response[Any]]
+) -> Response[Any]:
+    """Router middleware: run a POST once per (org, route, Idempotency-Key)."""
+    event = app.current_event
+    client_key = event.headers.get(IDEMPOTENCY_HEADER.lower()) or event.headers.get(IDEMPOTENCY_HEADER)
+    if event.http_method.upper() != "POST" or client_key is None:
+        return next_middleware(app)
+    if not _KEY_PATTERN.fullmatch(client_key):
+        raise ValidationFailed.single(IDEMPOTENCY_HEADER, "must be 1-255 visible ASCII characters")
+
+    org: OrgContext = app.context["org"]
+    request = {
+        "scope": f"{org.org_id}|{event.http_method} {event.path}|{client_key}",
+        "payload": hashlib.sha256((event.decoded_body or "").encode("utf-8")).hexdigest(),
+    }
+    config = _config()
+    if app.lambda_context is not None:
+        config.register_lambda_context(app.lambda_context)
+
+    def run_once(request: dict[str, str]) -> dict[str, Any]:
+        response = next_middleware(app)
+        if not 200 <= response.status_code < 300:
+            raise _NotRemembered(response)
+        return _to_record(response)
+
+    remembered = idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=_persistence_layer(),
+        config=config,
+        key_prefix="spectra-http",
+    )(run_once)
+    try:
+        return _from_record(remembered(request=request))
+    except _NotRemembered as not_remembered:
+        return not_remembered.response
+    except IdempotencyValidationError as error:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.") from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.") from error
+
+
+def _to_record(response: Response[Any]) -> dict[str, Any]:
+    body = response.body
+    if not isinstance(body, str | bytes | type(None)):
+        body = json.dumps(body, default=str)
+    return {
+        "status": response.status_code,
+        "contentType": response.headers.get("Content-Type"),
+        "headers": {k: v for k, v in response.headers.items() if k != "Content-Type" and isinstance(v, str)},
+        "body": body.decode("utf-8") if isinstance(body, bytes) else body,
+    }
+
+
+def _from_record(record: dict[str, Any]) -> Response[Any]:
+    return Response(
+        status_code=int(record["status"]),
+        content_type=record.get("contentType"),
+        body=record.get("body"),
+        headers=dict(record.get("headers") or {}),
+    )

@@ -1,0 +1,173 @@
+"""The resolver every API function uses: org context, access check, body checks, problem+json.
+
+Order of work for a request, before the route body runs:
+
+1. the org context is built from the authorizer context (nothing else can name the org);
+2. the route's declared action and resource are checked against the key's scopes (403);
+3. the body is checked: size (413), media type (415), UTF-8 and JSON (400);
+4. Powertools validates path, query and body against the route's pydantic models (400 here,
+   not Powertools' default 422, with every problem in ``errors[]``);
+5. POST routes honour ``Idempotency-Key`` (see ``spectra.http.idempotency``).
+
+Every failure, including unknown routes (404), wrong methods (405) and unexpected exceptions
+(500 with the request id and nothing else), is ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, Route
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.request import Request
+
+from spectra.auth.scopes import scopes_may_allow
+from spectra.config import get_settings
+from spectra.errors import (
+    PROBLEM_CONTENT_TYPE,
+    FieldError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    ScopeDenied,
+    SpectraError,
+    ValidationFailed,
+)
+from spectra.http.access import route_access
+from spectra.http.body import check_request_body
+from spectra.observability import logger
+from spectra.tenancy.context import OrgContext
+
+ORG_CONTEXT_KEY = "org"
+
+
+class SpectraResolver(APIGatewayRestResolver):
+    """``APIGatewayRestResolver`` with Spectra's tenancy, access and error rules built in."""
+
+    def __init__(self, *, max_body_bytes: int | None = None) -> None:
+        super().__init__(enable_validation=True)
+        self._max_body_bytes = max_body_bytes
+        self.exception_handler(SpectraError)(self._handle_spectra_error)
+        self.exception_handler(RequestValidationError)(self._handle_validation_error)
+        self.exception_handler(NotFoundError)(self._handle_unknown_route)
+        self.exception_handler(Exception)(self._handle_unexpected_error)
+
+    # -- route registry -----------------------------------------------------------------------
+
+    def registered_routes(self) -> list[Route]:
+        """Every route this resolver serves (the security tests build their matrices from it)."""
+        return [*self._static_routes, *self._dynamic_routes]
+
+    # -- request pipeline ---------------------------------------------------------------------
+
+    def _call_route(self, route: Route, route_arguments: dict[str, str]) -> ResponseBuilder[Any]:
+        if route in self.registered_routes():
+            try:
+                self._admit(route, route_arguments)
+            except SpectraError as error:
+                return self._response_builder_class(
+                    response=self.problem(error), serializer=self._serializer, route=route
+                )
+        return super()._call_route(route, route_arguments)
+
+    def _admit(self, route: Route, route_arguments: dict[str, str]) -> None:
+        """Everything that must hold before validation and the route body run."""
+        event = self.current_event
+        request_context = event.raw_event.get("requestContext") or {}
+        org = OrgContext.from_authorizer(
+            request_context.get("authorizer"),
+            request_id=str(request_context.get("requestId", "")),
+            source_ip=str((request_context.get("identity") or {}).get("sourceIp", "")),
+        )
+        self.context[ORG_CONTEXT_KEY] = org
+        logger.append_keys(org_id=org.org_id, key_id=org.key_id)
+
+        declared = route_access(route.func)
+        if declared is None:
+            logger.error("Route has no access declaration; refusing it", route=route.path)
+            raise InternalError()
+        if declared.action is not None and not scopes_may_allow(
+            org.scopes, declared.action, declared.paths(route_arguments)
+        ):
+            raise ScopeDenied(f"This API key's scopes do not allow '{declared.action.value}' here.")
+
+        check_request_body(
+            method=event.http_method,
+            body=event.body,
+            is_base64_encoded=bool(event.is_base64_encoded),
+            content_type=event.headers.get("content-type") or event.headers.get("Content-Type"),
+            max_bytes=self._max_body_bytes or get_settings().max_body_bytes,
+        )
+
+    # -- problem+json -------------------------------------------------------------------------
+
+    def problem(self, error: SpectraError) -> Response[str]:
+        """The problem+json response for ``error`` in the current request."""
+        request_context = self.current_event.raw_event.get("requestContext") or {}
+        body = error.problem(
+            request_id=request_context.get("requestId"),
+            instance=self.current_event.path,
+        )
+        return Response(
+            status_code=error.status,
+            content_type=PROBLEM_CONTENT_TYPE,
+            body=json.dumps(body),
+            headers=dict(error.headers),
+        )
+
+    def _handle_spectra_error(self, error: SpectraError) -> Response[str]:
+        if error.status >= 500:
+            logger.error("Request failed", code=error.code)
+        return self.problem(error)
+
+    def _handle_validation_error(self, error: RequestValidationError) -> Response[str]:
+        return self.problem(ValidationFailed([_field_error(item) for item in error.errors()]))
+
+    def _handle_unknown_route(self, _error: NotFoundError) -> Response[str]:
+        path = self._remove_prefix(self.current_event.path)
+        allowed = sorted({r.method for r in self.registered_routes() if r.rule.match(path)})
+        if allowed:
+            return self.problem(
+                MethodNotAllowed(
+                    f"{self.current_event.http_method} is not allowed here.",
+                    headers={"Allow": ", ".join(allowed)},
+                )
+            )
+        return self.problem(NotFound("No such route."))
+
+    def _handle_unexpected_error(self, _error: Exception) -> Response[str]:
+        logger.exception("Unhandled error")
+        return self.problem(InternalError("An internal error occurred; quote the requestId to support."))
+
+
+def _field_error(item: dict[str, Any]) -> FieldError:
+    location = [str(part) for part in item.get("loc", ())]
+    source = location[0] if location else "body"
+    parts = location[1:] if source in {"body", "query", "path", "header"} else location
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
+    kind = item.get("type", "")
+    if kind == "extra_forbidden":
+        message = "Unknown field."
+    elif kind == "missing" and not field:
+        message = "A JSON request body is required."
+    else:
+        message = str(item.get("msg", "Invalid value."))
+    return FieldError(field or source, message)
+
+
+def current_org(request: Request) -> OrgContext:
+    """The calling org, as the resolver established it (for ``Depends``)."""
+    org = request.context.get(ORG_CONTEXT_KEY)
+    if not isinstance(org, OrgContext):
+        raise InternalError()
+    return org
+
+
+CurrentOrg = Annotated[OrgContext, Depends(current_org)]
+"""Route parameter type that injects the calling org: ``def route(org: CurrentOrg)``."""

@@ -1,0 +1,54 @@
+"""Response helpers shared by every route: 201 with ``Location``, and list paging parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel
+
+from spectra.errors import ValidationFailed
+from spectra.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+Limit = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_PAGE_SIZE, description=f"Page size, 1-{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})."),
+]
+PageLimit = Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE, description="Alias of limit.")]
+ContinuationToken = Annotated[
+    str | None,
+    Query(min_length=1, max_length=4096, description="Token from the previous page's response."),
+]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a list the caller wants."""
+
+    limit: int
+    continuation_token: str | None
+
+    @classmethod
+    def of(cls, limit: int | None, page_limit: int | None, continuation_token: str | None) -> PageRequest:
+        """Combine ``limit`` and its alias ``pageLimit`` (they must agree if both are given)."""
+        if limit is not None and page_limit is not None and limit != page_limit:
+            raise ValidationFailed.single("limit", "limit and pageLimit disagree; send one of them")
+        chosen = limit if limit is not None else page_limit
+        return cls(limit=chosen or DEFAULT_PAGE_SIZE, continuation_token=continuation_token)
+
+
+def created(resource: BaseModel, location: str) -> Response[Any]:
+    """201 Created with the full resource and its ``Location``."""
+    return Response(
+        status_code=201,
+        content_type="application/json",
+        body=resource.model_dump_json(),
+        headers={"Location": location},
+    )
+
+
+def no_content() -> Response[Any]:
+    """204 No Content."""
+    return Response(status_code=204, content_type=None, body=None)

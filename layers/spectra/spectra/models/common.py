@@ -1,0 +1,50 @@
+"""Base models: request bodies refuse unknown fields; lists share one page shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+Item = TypeVar("Item")
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ResponseModel(BaseModel):
+    """A response body."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Page(ResponseModel, Generic[Item]):
+    """Every list response: ``{items, continuationToken, hasMore}``."""
+
+    items: list[Item]
+    continuationToken: str | None = Field(default=None, description="Pass back to get the next page.")
+    hasMore: bool = False
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, at millisecond precision (what the API shows)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def to_iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, the storage and wire format of timestamps."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_iso(text: str) -> datetime:
+    """Parse a stored ISO-8601 timestamp."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+Timestamp = Annotated[datetime, PlainSerializer(to_iso, return_type=str, when_used="json")]
+"""A datetime shown as ISO-8601 UTC with milliseconds and ``Z`` (every ``…At`` field)."""

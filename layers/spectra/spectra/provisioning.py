@@ -1,0 +1,229 @@
+"""Organization lifecycle: create, list, suspend, resume — the code behind ``spectra org …``.
+
+The operator CLI and the ``provisioning`` function both run this module. Creating an org makes
+its profile, its first admin key (returned once) and its usage identifier (an API Gateway key in
+the org's usage plan, which the authorizer hands back so the edge rate-limits per org). All of
+the org's records are written with the org's own scoped credentials.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+from spectra.auth.credentials import BASE62, ApiKeyCredential, KeyType
+from spectra.auth.scopes import Action, ResourceFilter, Scope
+from spectra.config import Settings
+from spectra.errors import NotFound, ValidationFailed
+from spectra.identifiers import is_guid, new_guid
+from spectra.models.common import to_iso, utc_now
+from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.platform_secrets import platform_secret
+from spectra.repositories.api_keys import ApiKeyRepository
+from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
+from spectra.services.api_keys import new_key_record
+from spectra.tenancy.context import OrgContext
+from spectra.tenancy.sessions import OrgSessions
+
+DEFAULT_PLAN = "standard"
+ACTIVE = "Active"
+SUSPENDED = "Suspended"
+FIRST_KEY_NAME = "Initial admin key"
+
+
+class UsagePlans:
+    """Per-org usage identifiers: an API Gateway key in the usage plan of the org's plan."""
+
+    def __init__(self, client: Any, plan_ids: Mapping[str, str]) -> None:
+        self._client = client
+        self._plan_ids = dict(plan_ids)
+
+    @property
+    def plans(self) -> list[str]:
+        return sorted(self._plan_ids)
+
+    def create_identifier(self, org_id: str, plan: str) -> tuple[str, str]:
+        """A new usage identifier for the org: ``(api_key_id, value)``."""
+        value = "".join(secrets.choice(BASE62) for _ in range(40))
+        created = self._client.create_api_key(
+            name=f"spectra-org-{org_id}", enabled=True, value=value, tags={"org": org_id}
+        )
+        try:
+            self._client.create_usage_plan_key(usagePlanId=self._plan_ids[plan], keyId=created["id"], keyType="API_KEY")
+        except Exception:
+            self._client.delete_api_key(apiKey=created["id"])
+            raise
+        return created["id"], value
+
+    def set_enabled(self, api_key_id: str, enabled: bool) -> None:
+        self._client.update_api_key(
+            apiKey=api_key_id,
+            patchOperations=[{"op": "replace", "path": "/enabled", "value": "true" if enabled else "false"}],
+        )
+
+    def delete(self, api_key_id: str) -> None:
+        self._client.delete_api_key(apiKey=api_key_id)
+
+
+@dataclass(frozen=True)
+class CreatedOrganization:
+    orgId: str
+    name: str
+    plan: str
+    status: str
+    createdAt: str
+    adminKeyId: str
+    adminKey: str
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def _public_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "orgId": profile["orgId"],
+        "name": profile["name"],
+        "plan": profile.get("plan", DEFAULT_PLAN),
+        "status": profile.get("status", ACTIVE),
+        "telemetryRetentionDays": profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS),
+        "createdAt": profile["createdAt"],
+        "updatedAt": profile.get("updatedAt", profile["createdAt"]),
+    }
+
+
+class Provisioner:
+    """Creates and manages organizations for operators."""
+
+    def __init__(
+        self,
+        *,
+        organizations: OrganizationRepository,
+        keys: ApiKeyRepository,
+        registry: OrganizationRegistry,
+        pepper: Callable[[], bytes],
+        usage_plans: UsagePlans | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._organizations = organizations
+        self._keys = keys
+        self._registry = registry
+        self._pepper = pepper
+        self._usage_plans = usage_plans
+        self._clock = clock
+
+    def create_org(self, name: str, plan: str = DEFAULT_PLAN) -> CreatedOrganization:
+        """A new org with its first admin key (whose secret is returned here, once)."""
+        name = (name or "").strip()
+        if not 1 <= len(name) <= 200:
+            raise ValidationFailed.single("name", "must be 1-200 characters")
+        known_plans = self._usage_plans.plans if self._usage_plans else [DEFAULT_PLAN]
+        if plan not in known_plans:
+            raise ValidationFailed.single("plan", f"must be one of {', '.join(known_plans)}")
+
+        org = OrgContext.for_operator(new_guid(), actor="operator")
+        now = self._clock()
+        usage_key_id, usage_value = (
+            self._usage_plans.create_identifier(org.org_id, plan) if self._usage_plans else (None, None)
+        )
+        profile = {
+            "entity": "Organization",
+            "orgId": org.org_id,
+            "name": name,
+            "plan": plan,
+            "status": ACTIVE,
+            "telemetryRetentionDays": DEFAULT_RETENTION_DAYS,
+            "createdAt": to_iso(now),
+            "updatedAt": to_iso(now),
+            "createdBy": org.actor,
+            "usageIdentifierKey": usage_value,
+            "usageApiKeyId": usage_key_id,
+        }
+        credential = ApiKeyCredential.generate(KeyType.ADMIN)
+        first_key = new_key_record(
+            org,
+            credential,
+            pepper=self._pepper(),
+            name=FIRST_KEY_NAME,
+            scopes=[Scope(Action.ALL, ResourceFilter(()))],
+            allowed_ip_cidrs=[],
+            expires_at=None,
+            org_profile=profile,
+            now=now,
+        )
+        try:
+            self._organizations.create(org, profile, first_key)
+        except Exception:
+            if self._usage_plans and usage_key_id:
+                self._usage_plans.delete(usage_key_id)
+            raise
+        return CreatedOrganization(
+            orgId=org.org_id,
+            name=name,
+            plan=plan,
+            status=ACTIVE,
+            createdAt=to_iso(now),
+            adminKeyId=credential.key_id,
+            adminKey=credential.reveal(),
+        )
+
+    def list_orgs(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Every org, oldest id first (the registry is queried, never scanned)."""
+        orgs: list[dict[str, Any]] = []
+        start: Mapping[str, str] | None = None
+        while True:
+            page = self._registry.page(limit=limit, start_after=start)
+            orgs.extend(_public_profile(item) for item in page.items)
+            if page.resume_after is None:
+                return orgs
+            start = page.resume_after
+
+    def describe(self, org_id: str) -> dict[str, Any]:
+        return _public_profile(self._profile(self._org(org_id)))
+
+    def suspend(self, org_id: str) -> dict[str, Any]:
+        """Every key of the org stops working (401) once authorizer caches expire."""
+        return self._set_status(org_id, SUSPENDED)
+
+    def resume(self, org_id: str) -> dict[str, Any]:
+        return self._set_status(org_id, ACTIVE)
+
+    def _set_status(self, org_id: str, status: str) -> dict[str, Any]:
+        org = self._org(org_id)
+        profile = self._profile(org)
+        for key in self._keys.all(org):
+            self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": status})
+        updated = self._organizations.set_status(org, status, to_iso(self._clock()))
+        if self._usage_plans and profile.get("usageApiKeyId"):
+            self._usage_plans.set_enabled(str(profile["usageApiKeyId"]), status == ACTIVE)
+        return _public_profile(updated)
+
+    @staticmethod
+    def _org(org_id: str) -> OrgContext:
+        if not is_guid(org_id):
+            raise NotFound("No such organization.")
+        return OrgContext.for_operator(org_id)
+
+    def _profile(self, org: OrgContext) -> dict[str, Any]:
+        profile = self._organizations.get(org)
+        if profile is None:
+            raise NotFound("No such organization.")
+        return profile
+
+
+def build_provisioner(settings: Settings, session: boto3.Session | None = None) -> Provisioner:
+    """A provisioner wired to a deployment (the function's environment or a stack's outputs)."""
+    session = session or boto3.Session()
+    sessions = OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts"))
+    usage_plans = UsagePlans(session.client("apigateway"), settings.usage_plan_ids) if settings.usage_plan_ids else None
+    return Provisioner(
+        organizations=OrganizationRepository(sessions, settings.records_table),
+        keys=ApiKeyRepository(sessions, settings.records_table),
+        registry=OrganizationRegistry(session.client("dynamodb"), settings.records_table),
+        pepper=lambda: platform_secret(settings.api_key_pepper_secret_arn),
+        usage_plans=usage_plans,
+    )

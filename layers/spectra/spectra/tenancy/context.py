@@ -1,0 +1,72 @@
+"""The organization a request acts for, taken from the authorizer context and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spectra.auth.credentials import KeyType
+from spectra.auth.scopes import Action, ResourceFilter, Scope
+from spectra.errors import Unauthorized
+from spectra.identifiers import is_guid
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    """Who is calling: the org, the key that acts for it, and what that key may do."""
+
+    org_id: str
+    key_id: str
+    key_type: KeyType
+    scopes: tuple[Scope, ...]
+    plan: str = "standard"
+    request_id: str = ""
+    source_ip: str = ""
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not is_guid(self.org_id):
+            raise Unauthorized("The request carries no valid organization.")
+
+    @classmethod
+    def from_authorizer(
+        cls,
+        authorizer: Mapping[str, Any] | None,
+        *,
+        request_id: str = "",
+        source_ip: str = "",
+    ) -> OrgContext:
+        """Build the context from API Gateway's ``requestContext.authorizer`` (fail closed)."""
+        if not authorizer:
+            raise Unauthorized("The request was not authorized.")
+        try:
+            raw_scopes = json.loads(str(authorizer["scopes"]))
+            scopes = tuple(Scope.parse(item["action"], item["resourceFilter"]) for item in raw_scopes)
+            return cls(
+                org_id=str(authorizer["orgId"]),
+                key_id=str(authorizer["keyId"]),
+                key_type=KeyType(str(authorizer["keyType"])),
+                scopes=scopes,
+                plan=str(authorizer.get("plan") or "standard"),
+                request_id=request_id,
+                source_ip=source_ip,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise Unauthorized("The request was not authorized.") from error
+
+    @classmethod
+    def for_operator(cls, org_id: str, *, actor: str = "operator") -> OrgContext:
+        """A context for platform tooling acting on one org (provisioning, the operator CLI)."""
+        return cls(
+            org_id=org_id,
+            key_id=actor,
+            key_type=KeyType.ADMIN,
+            scopes=(Scope(Action.ALL, ResourceFilter(())),),
+        )
+
+    @property
+    def actor(self) -> str:
+        """The id recorded as ``createdBy``/``updatedBy``: the acting key."""
+        return self.key_id

@@ -1,0 +1,64 @@
+"""Key builders: the only place a DynamoDB key string is written.
+
+Every key starts ``ORG#{orgId}#`` and every id is followed by ``#``. Ids are validated before
+they are placed in a key, so a caller-supplied value can never change a key's shape.
+"""
+
+from __future__ import annotations
+
+from spectra.identifiers import MalformedId, is_guid
+from spectra.tenancy.context import OrgContext
+
+Key = dict[str, str]
+
+ORG_REGISTRY_PARTITION = "ORGS#"
+"""The one partition outside any org: the operator's list of orgs (provisioning role only)."""
+
+
+def _guid(value: str, kind: str) -> str:
+    if not is_guid(value):
+        raise MalformedId(f"{kind} must be a GUID")
+    return value
+
+
+def org_prefix(org: OrgContext) -> str:
+    """``ORG#{orgId}#``: the leading characters of every key the org owns."""
+    return f"ORG#{_guid(org.org_id, 'org id')}#"
+
+
+def org_profile_key(org: OrgContext) -> Key:
+    """The organization's own record (name, plan, status, retention)."""
+    return {"pk": f"{org_prefix(org)}PROFILE#", "sk": "PROFILE#"}
+
+
+def org_registry_entry(org: OrgContext) -> Key:
+    """Index attributes that list the org in the operator registry (``gsi1``)."""
+    return {"gsi1pk": ORG_REGISTRY_PARTITION, "gsi1sk": f"ORG#{_guid(org.org_id, 'org id')}#"}
+
+
+def api_keys_partition(org: OrgContext) -> str:
+    """The partition holding all of an org's API keys (few per org, listed together)."""
+    return f"{org_prefix(org)}APIKEYS#"
+
+
+API_KEY_SORT_PREFIX = "APIKEY#"
+
+
+def api_key_key(org: OrgContext, key_id: str) -> Key:
+    """One API key record."""
+    return {"pk": api_keys_partition(org), "sk": f"{API_KEY_SORT_PREFIX}{_guid(key_id, 'key id')}#"}
+
+
+def api_key_set_key(org: OrgContext) -> Key:
+    """The org's key-set version item: a guard that serialises key status changes."""
+    return {"pk": api_keys_partition(org), "sk": "KEYSET#"}
+
+
+def credential_index_value(key_id: str) -> str:
+    """The ``credentials`` index value for a key id: the authorizer's one lookup.
+
+    It is the only index whose partition is not org-prefixed, because a presented key carries
+    its id and nothing else; only the authorizer may query it, and every hit is checked against
+    the secret's keyed hash before the org it names is trusted.
+    """
+    return f"APIKEY#{_guid(key_id, 'key id')}#"

@@ -1,0 +1,118 @@
+"""Create the template's AWS resources on a moto backend and say what they are called.
+
+Tables (keys, indexes, TTL), the KMS key, secrets (with generated values) and IAM roles are made
+from their template properties; the returned resolver maps ``!Ref`` and ``!GetAtt`` to the local
+names and ARNs, so function environments resolve exactly as CloudFormation would resolve them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from typing import Any
+
+import boto3
+
+from spectra_local.template import IntrinsicResolver, Template
+
+ACCOUNT_ID = "123456789012"
+
+
+def pseudo_parameters(region: str) -> dict[str, str]:
+    return {
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Region": region,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": "spectra-local",
+        "AWS::NoValue": "",
+    }
+
+
+def _generated_secret(spec: dict[str, Any]) -> str:
+    length = int(spec.get("PasswordLength", 32))
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def table_definition(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """``create_table`` arguments for a template table (keys, attributes, indexes, billing)."""
+    definition: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if properties.get("GlobalSecondaryIndexes"):
+        definition["GlobalSecondaryIndexes"] = [
+            {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
+            for i in properties["GlobalSecondaryIndexes"]
+        ]
+    if properties.get("StreamSpecification"):
+        definition["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    return definition
+
+
+def materialize(template: Template, *, region: str, prefix: str = "spectra-local") -> IntrinsicResolver:
+    """Create the template's data resources in the current (moto) AWS and return the resolver."""
+    resolver = IntrinsicResolver(refs={**pseudo_parameters(region), **template.parameter_defaults()})
+    kms = boto3.client("kms", region_name=region)
+    for logical_id in template.of_type("AWS::KMS::Key"):
+        key = kms.create_key(Description=f"{prefix} {logical_id}")["KeyMetadata"]
+        resolver.refs[logical_id] = key["KeyId"]
+        resolver.attributes[(logical_id, "Arn")] = key["Arn"]
+
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    for logical_id, resource in template.of_type("AWS::DynamoDB::Table").items():
+        properties = resource["Properties"]
+        name = f"{prefix}-{logical_id}"
+        description = dynamodb.create_table(**table_definition(name, properties))["TableDescription"]
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
+        resolver.refs[logical_id] = name
+        resolver.attributes[(logical_id, "Arn")] = description["TableArn"]
+        if description.get("LatestStreamArn"):
+            resolver.attributes[(logical_id, "StreamArn")] = description["LatestStreamArn"]
+
+    secretsmanager = boto3.client("secretsmanager", region_name=region)
+    for logical_id, resource in template.of_type("AWS::SecretsManager::Secret").items():
+        properties = resource.get("Properties", {})
+        value = properties.get("SecretString") or _generated_secret(properties.get("GenerateSecretString", {}))
+        created = secretsmanager.create_secret(Name=f"{prefix}/{logical_id}", SecretString=str(value))
+        resolver.refs[logical_id] = created["ARN"]
+
+    iam = boto3.client("iam", region_name=region)
+    for logical_id, resource in template.of_type("AWS::IAM::Role").items():
+        properties = resolver.resolve(resource["Properties"])
+        role = iam.create_role(
+            RoleName=f"{prefix}-{logical_id}"[:64],
+            AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]),
+        )["Role"]
+        for policy in properties.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=role["RoleName"],
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            )
+        resolver.refs[logical_id] = role["RoleName"]
+        resolver.attributes[(logical_id, "Arn")] = role["Arn"]
+    return resolver
+
+
+def function_environment(template: Template, folder: str, resolver: IntrinsicResolver) -> dict[str, str]:
+    """A function's environment variables exactly as the template gives them, resolved locally."""
+    spec = template.function_by_folder(folder)
+    resolved = {}
+    for name, value in spec.environment.items():
+        try:
+            resolved[name] = str(resolver.resolve(value))
+        except ValueError:
+            continue  # resources the local runtime does not create (e.g. usage plans) stay unset
+    return resolved
