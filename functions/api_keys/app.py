@@ -44,7 +44,12 @@ KeyId = Annotated[str, Path(description="The API key's id (a GUID).")]
 ORGANIZATION = "ORGANIZATION"
 
 
-@app.post("/v2/api-keys", tags=["API keys"], summary="Create an API key (the secret is returned once)")
+@app.post(
+    "/v2/api-keys",
+    tags=["API keys"],
+    summary="Create an API key (the secret is returned once)",
+    responses={201: {"description": "Created", "content": {"application/json": {"model": CreatedApiKey}}}},
+)
 @access(Action.ADMIN, ORGANIZATION)
 def create_api_key(request: CreateApiKeyRequest, org: CurrentOrg) -> Response[CreatedApiKey]:
     key = keys.create(org, request)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from spectra.config import get_settings
+
 from spectra_local.template import FunctionSpec
 
 _ENVIRONMENT_LOCK = threading.RLock()
@@ -75,6 +77,9 @@ class LocalFunction:
                 raise ImportError(f"cannot load {path}")
             module = importlib.util.module_from_spec(loader_spec)
             with function_environment(self.environment):
+                # Each Lambda container reads its own settings; in one process, re-read them
+                # for every function so module-level objects see this function's variables.
+                get_settings.cache_clear()
                 sys.modules[name] = module
                 loader_spec.loader.exec_module(module)
             self.module = module

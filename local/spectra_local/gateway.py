@@ -10,6 +10,7 @@ REQUEST authorizer (cached per identity source for the TTL; missing identity →
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fnmatch
 import json
 import re
@@ -33,6 +34,7 @@ class GatewayResponse:
     status: int
     headers: dict[str, str]
     body: bytes
+    org_id: str | None = None  # the authorizer's org, for the runtime's request log
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -193,7 +195,13 @@ class Gateway:
             result = self.functions[route.function].invoke(event)
         except Exception:  # a crashing function is a 502 from API Gateway, never a dead runtime
             return self._gateway_error("INTEGRATION_FAILURE", context)
-        return self._proxy_response(result, context)
+        response = self._proxy_response(result, context)
+        authorizer = event["requestContext"].get("authorizer") or {}
+        return dataclasses.replace(response, org_id=authorizer.get("orgId"))
+
+    def error_response(self, response_type: str, path: str) -> GatewayResponse:
+        """One of API Gateway's own responses (for requests that never reach a route)."""
+        return self._gateway_error(response_type, {"requestId": str(uuid.uuid4()), "path": f"/{self.stage}{path}"})
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.routes:

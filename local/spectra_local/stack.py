@@ -26,7 +26,7 @@ def reset_process_caches() -> None:
     from spectra import config, deployment
     from spectra.http import idempotency
 
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     config.get_settings.cache_clear()
     for cached in (
         deployment.org_sessions,
@@ -53,6 +53,12 @@ class LocalStack:
         template = template or Template()
         reset_process_caches()
         return cls(template=template, resolver=materialize(template, region=region), region=region)
+
+    @classmethod
+    def attach(cls, template: Template, resolver: IntrinsicResolver, *, region: str = "us-east-1") -> LocalStack:
+        """Use resources a running local runtime already created (the CLI's ``--local``)."""
+        reset_process_caches()
+        return cls(template=template, resolver=resolver, region=region)
 
     def __post_init__(self) -> None:
         for logical_id, spec in self.template.functions().items():

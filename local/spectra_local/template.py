@@ -109,6 +109,18 @@ class IntrinsicResolver:
                 raise UnresolvableIntrinsic(name)
         return {key: self.resolve(item) for key, item in value.items()}
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe copy, so another process can resolve the same local names."""
+        return {
+            "refs": self.refs,
+            "attributes": {f"{logical}.{attribute}": value for (logical, attribute), value in self.attributes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IntrinsicResolver:
+        attributes = {tuple(key.split(".", 1)): value for key, value in data.get("attributes", {}).items()}
+        return cls(refs=dict(data.get("refs", {})), attributes=attributes)
+
     def _ref(self, name: str) -> Any:
         if name not in self.refs:
             raise UnresolvableIntrinsic(f"Ref {name}")

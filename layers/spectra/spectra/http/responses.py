@@ -44,7 +44,7 @@ def created(resource: BaseModel, location: str) -> Response[Any]:
     return Response(
         status_code=201,
         content_type="application/json",
-        body=resource.model_dump_json(),
+        body=resource,
         headers={"Location": location},
     )
 
