@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spectra.errors import SpectraError
 from spectra.provisioning import DEFAULT_PLAN, Provisioner, build_provisioner
 
+from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
 from spectra_cli.stack import StackNotReady, settings_from_stack
 
 
@@ -30,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = org.add_subparsers(dest="command", required=True)
 
     def with_target(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        command.add_argument("--stack", required=True, help="CloudFormation stack name of the deployment")
+        target = command.add_mutually_exclusive_group(required=True)
+        target.add_argument("--stack", help="CloudFormation stack name of the deployment")
+        target.add_argument("--local", action="store_true", help="the running local runtime (make dev)")
         command.add_argument("--region", default=os.environ.get("AWS_REGION"), help="AWS region of the stack")
         command.add_argument("--profile", default=None, help="AWS CLI profile to use")
         return command
@@ -42,10 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("suspend", "resume", "show"):
         command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
         command.add_argument("org_id", metavar="ORG_ID")
+    schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
+    run_now = schedule.add_parser("run", help="run a scheduled function once, with an EventBridge event")
+    run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
+    run_now.add_argument("--local", action="store_true", required=True, help="the running local runtime")
     return parser
 
 
 def _provisioner(args: argparse.Namespace) -> Provisioner:
+    if args.local:
+        stack = attach_local_stack()
+        return build_provisioner(local_settings(stack))
     if not args.region:
         raise StackNotReady("no region: pass --region or set AWS_REGION")
     # Powertools' secret provider follows the default session's region.
@@ -54,10 +64,25 @@ def _provisioner(args: argparse.Namespace) -> Provisioner:
     return build_provisioner(settings_from_stack(session, args.stack), session)
 
 
+def run_schedule(function: str) -> Any:
+    """Invoke a scheduled function of the local runtime once, as EventBridge would."""
+    from spectra_local.schedules import scheduled_event
+
+    stack = attach_local_stack()
+    target = stack.function(function)
+    if not target.spec.schedules:
+        raise LocalRuntimeNotRunning(f"function {function!r} has no schedule in template.yaml")
+    rule = str(target.spec.schedules[0]["name"])
+    return {"function": target.spec.logical_id, "result": target.invoke(scheduled_event(rule, region=stack.region))}
+
+
 def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
-    """Carry out one parsed command."""
+    """Carry out one parsed ``org`` command."""
     if args.command == "create":
-        return provisioner.create_org(args.name, args.plan).as_dict()
+        created = provisioner.create_org(args.name, args.plan).as_dict()
+        if args.local:
+            remember_org(created)
+        return created
     if args.command == "list":
         return {"items": provisioner.list_orgs()}
     if args.command == "suspend":
@@ -70,11 +95,11 @@ def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result = run(args, _provisioner(args))
+        result = run_schedule(args.function) if args.group == "schedule" else run(args, _provisioner(args))
     except SpectraError as error:
         print(json.dumps({"error": error.problem(request_id=None, instance=None)}), file=sys.stderr)
         return 1
-    except (StackNotReady, ClientError, BotoCoreError) as error:
+    except (StackNotReady, LocalRuntimeNotRunning, KeyError, ClientError, BotoCoreError) as error:
         print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

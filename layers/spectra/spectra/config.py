@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -16,8 +17,8 @@ class MissingSetting(RuntimeError):
     """An environment variable the function needs is not set (a deployment error)."""
 
 
-def _required(name: str) -> str:
-    value = os.environ.get(name, "")
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "")
     if not value:
         raise MissingSetting(f"environment variable {name} is not set")
     return value
@@ -39,19 +40,20 @@ class Settings:
     max_body_bytes: int = 1_048_576
 
     @classmethod
-    def from_environment(cls) -> Settings:
-        """Read the settings the template gives every function."""
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings the template gives every function (from ``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
         return cls(
-            records_table=_required("RECORDS_TABLE"),
-            idempotency_table=_required("IDEMPOTENCY_TABLE"),
-            org_data_role_arn=_required("ORG_DATA_ROLE_ARN"),
-            api_key_pepper_secret_arn=_required("API_KEY_PEPPER_SECRET_ARN"),
-            page_token_secret_arn=_required("PAGE_TOKEN_SECRET_ARN"),
-            stage=os.environ.get("STAGE_NAME", "dev"),
-            authorizer_cache_ttl_seconds=int(os.environ.get("AUTHORIZER_CACHE_TTL_SECONDS", "60")),
-            usage_plan_ids=json.loads(os.environ.get("USAGE_PLAN_IDS", "{}") or "{}"),
-            rest_api_id=os.environ.get("REST_API_ID", ""),
-            max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "1048576")),
+            records_table=_required(env, "RECORDS_TABLE"),
+            idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
+            org_data_role_arn=_required(env, "ORG_DATA_ROLE_ARN"),
+            api_key_pepper_secret_arn=_required(env, "API_KEY_PEPPER_SECRET_ARN"),
+            page_token_secret_arn=_required(env, "PAGE_TOKEN_SECRET_ARN"),
+            stage=env.get("STAGE_NAME", "dev"),
+            authorizer_cache_ttl_seconds=int(env.get("AUTHORIZER_CACHE_TTL_SECONDS", "60")),
+            usage_plan_ids=json.loads(env.get("USAGE_PLAN_IDS", "{}") or "{}"),
+            rest_api_id=env.get("REST_API_ID", ""),
+            max_body_bytes=int(env.get("MAX_BODY_BYTES", "1048576")),
         )
 
 

@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 
-from spectra.identifiers import new_guid
+from spectra.identifiers import new_guid, require_guid
 
 KEY_PREFIX = "spx"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -72,7 +72,7 @@ class ApiKeyCredential:
     def generate(cls, key_type: KeyType, key_id: str | None = None) -> ApiKeyCredential:
         """A new key with a fresh 256-bit secret."""
         secret = "".join(secrets.choice(BASE62) for _ in range(SECRET_LENGTH))
-        return cls(key_type=key_type, key_id=key_id or new_guid(), secret=secret)
+        return cls(key_type=key_type, key_id=require_guid(key_id) if key_id else new_guid(), secret=secret)
 
     @classmethod
     def parse(cls, raw: str) -> ApiKeyCredential:

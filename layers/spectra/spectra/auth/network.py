@@ -6,6 +6,9 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 class InvalidCidr(ValueError):
     """An allow-list entry that is neither an address nor a CIDR block."""
 
@@ -22,6 +25,10 @@ def normalise_cidrs(entries: Sequence[str]) -> list[str]:
             network = ipaddress.ip_network(str(entry).strip(), strict=True)
         except ValueError as error:
             raise InvalidCidr(f"{entry!r} is not an IP address or CIDR block") from error
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+            # Sources are compared as IPv4 when IPv4-mapped, so store such entries as IPv4 too.
+            mapped = network.network_address.ipv4_mapped
+            network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
         text = str(network)
         if text not in canonical:
             canonical.append(text)

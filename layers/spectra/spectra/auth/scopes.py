@@ -84,7 +84,9 @@ def _matches(pattern: re.Pattern[str]) -> SegmentCheck:
 
 def _definition_id(segment: str, previous: Sequence[str]) -> bool:
     kind = previous[-1]
-    if kind == "Template" or kind == ANY_SEGMENT:
+    if kind == "Template":
+        return is_guid(segment)
+    if kind == ANY_SEGMENT:
         return is_guid(segment) or any(p.fullmatch(segment) for p in _DEFINITION_IDS.values())
     return _DEFINITION_IDS[kind].fullmatch(segment) is not None
 

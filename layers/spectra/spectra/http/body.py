@@ -31,6 +31,11 @@ def _is_json_media_type(content_type: str) -> bool:
     return True
 
 
+def _reject_non_json_constant(name: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (RFC 8259) does not, and neither do we."""
+    raise MalformedBody(f"The request body is not valid JSON ({name} is not a JSON number).")
+
+
 def check_request_body(
     *,
     method: str,
@@ -58,7 +63,7 @@ def check_request_body(
     except UnicodeDecodeError as error:
         raise MalformedBody("The request body is not valid UTF-8.") from error
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_non_json_constant)
     except json.JSONDecodeError as error:
         raise MalformedBody(
             f"The request body is not valid JSON (line {error.lineno}, column {error.colno}).",

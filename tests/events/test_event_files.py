@@ -1,0 +1,134 @@
+"""Every file under events/ runs against its function under moto with the expected outcome.
+
+This is what keeps ``sam local invoke FUNCTION -e events/<function>/<scenario>.json`` working:
+the API events carry a realistic authorizer context for a fixed org and key, which the fixture
+below stores (profile and key hash) before each invocation. A new event file without a row in
+``EXPECTED`` fails the suite, and so does a function without any event file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from spectra.auth.credentials import ApiKeyCredential
+from spectra.auth.scopes import Action, ResourceFilter, Scope
+from spectra.deployment import organization_repository
+from spectra.models.common import to_iso, utc_now
+from spectra.platform_secrets import platform_secret
+from spectra.services.api_keys import new_key_record
+from spectra.tenancy.context import OrgContext
+from spectra_local.functions import function_environment
+from spectra_local.stack import LocalStack
+from spectra_local.template import REPO_ROOT
+
+EVENTS = REPO_ROOT / "events"
+EVENT_ORG_ID = "6f1c2a8e-0d5b-4c1e-9a7f-3b2d1e0c9a84"
+
+
+def _status(expected: int) -> Callable[[Any], None]:
+    def check(result: Any) -> None:
+        assert result["statusCode"] == expected, result.get("body")
+        if expected >= 400:
+            headers = {**(result.get("headers") or {}), **(result.get("multiValueHeaders") or {})}
+            assert headers["Content-Type"] in ("application/problem+json", ["application/problem+json"])
+
+    return check
+
+
+def _allowed(result: Any) -> None:
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert result["context"]["orgId"] == EVENT_ORG_ID
+
+
+def _created_org(result: Any) -> None:
+    assert result["name"] == "Acme Utilities"
+    assert result["adminKey"].startswith("spx_ad_")
+
+
+def _lists_event_org(result: Any) -> None:
+    assert EVENT_ORG_ID in {org["orgId"] for org in result["items"]}
+
+
+def _suspended(result: Any) -> None:
+    assert result["status"] == "Suspended"
+
+
+UNAUTHORIZED = "Unauthorized"
+EXPECTED: dict[str, Callable[[Any], None] | str] = {
+    "authorizer/valid-admin-key.json": _allowed,
+    "authorizer/unknown-key.json": UNAUTHORIZED,
+    "authorizer/missing-key.json": UNAUTHORIZED,
+    "api_keys/create-key.json": _status(201),
+    "api_keys/create-key-invalid-scope.json": _status(400),
+    "api_keys/list-keys.json": _status(200),
+    "api_keys/get-key.json": _status(200),
+    "api_keys/get-unknown-key.json": _status(404),
+    "api_keys/rename-key.json": _status(200),
+    "api_keys/rotate-key.json": _status(200),
+    "api_keys/revoke-last-admin-key.json": _status(409),
+    "organization/get-organization.json": _status(200),
+    "provisioning/create-org.json": _created_org,
+    "provisioning/list-orgs.json": _lists_event_org,
+    "provisioning/suspend-org.json": _suspended,
+}
+
+EVENT_FILES = sorted(str(path.relative_to(EVENTS)) for path in EVENTS.glob("*/*.json"))
+
+
+def _seed_event_org(stack: LocalStack) -> None:
+    """Store the org and admin key that the API event files' authorizer context names."""
+    admin_event = json.loads((EVENTS / "authorizer/valid-admin-key.json").read_text())
+    credential = ApiKeyCredential.parse(admin_event["headers"]["X-Api-Key"])
+    org = OrgContext.for_operator(EVENT_ORG_ID)
+    now = utc_now()
+    environment = dict(stack.environment("api_keys"))
+    with function_environment(environment):
+        profile = {
+            "entity": "Organization",
+            "orgId": EVENT_ORG_ID,
+            "name": "Event files org",
+            "plan": "standard",
+            "status": "Active",
+            "telemetryRetentionDays": 365,
+            "createdAt": to_iso(now),
+            "updatedAt": to_iso(now),
+        }
+        key = new_key_record(
+            org,
+            credential,
+            pepper=platform_secret(environment["API_KEY_PEPPER_SECRET_ARN"]),
+            name="Event files admin key",
+            scopes=[Scope(Action.ALL, ResourceFilter(()))],
+            allowed_ip_cidrs=[],
+            expires_at=None,
+            org_profile=profile,
+            now=now,
+        )
+        organization_repository().create(org, profile, key)
+
+
+def test_every_function_has_an_event_file(stack: LocalStack) -> None:
+    folders = {spec.name for spec in stack.template.functions().values()}
+    with_events = {Path(name).parts[0] for name in EVENT_FILES}
+    assert folders <= with_events, f"functions without events/: {sorted(folders - with_events)}"
+
+
+def test_every_event_file_has_an_expected_outcome() -> None:
+    assert set(EVENT_FILES) == set(EXPECTED), "add a row to EXPECTED for each event file"
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_event_file_runs_against_its_function(stack: LocalStack, name: str) -> None:
+    _seed_event_org(stack)
+    event = json.loads((EVENTS / name).read_text())
+    function = stack.function(Path(name).parts[0])
+    expected = EXPECTED[name]
+    if isinstance(expected, str):
+        with pytest.raises(Exception, match=expected):
+            function.invoke(event)
+        return
+    expected(function.invoke(event))
