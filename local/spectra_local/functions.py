@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any
 
 from spectra.config import get_settings
-
 from spectra_local.template import FunctionSpec
 
 _ENVIRONMENT_LOCK = threading.RLock()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -74,6 +75,7 @@ class LocalRuntime:
     _server: Any = None
     _moto: Any = None
     _openapi: str | None = None
+    _seed_document: dict[str, Any] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -83,7 +85,11 @@ class LocalRuntime:
         from moto.server import ThreadedMotoServer
         from werkzeug.serving import make_server
 
-        # Bind first: a port in use must fail fast and clearly, before anything is created.
+        # Bind first: a port in use must fail fast and clearly, before anything is created
+        # (werkzeug would print its own message and exit, so probe the port ourselves).
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((self.host, self.port))
         self._server = make_server(self.host, self.port, self, threaded=True)
         self.port = self._server.server_port
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -95,8 +101,9 @@ class LocalRuntime:
         template = Template()
         self.stack = LocalStack.create(template, region=REGION)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        restored = restore_state(self.state_dir, region=REGION)
-        seed = self._seed(endpoint, restored)
+        restored_seed = restore_state(self.state_dir, region=REGION)
+        seed = self._seed(endpoint, restored_seed)
+        self._seed_document = seed
         (self.state_dir / STACK_FILE).write_text(
             json.dumps({"region": REGION, "resolver": self.stack.resolver.to_json()}), encoding="utf-8"
         )
@@ -122,15 +129,20 @@ class LocalRuntime:
             threading.Thread(target=self._server.shutdown, name="shutdown", daemon=True).start()
 
     def save(self) -> None:
-        path = save_state(self.state_dir, region=REGION)
+        path = save_state(self.state_dir, region=REGION, seed=self._current_seed())
         log.info("state saved to %s", path)
 
-    def _seed(self, endpoint: str, restored: bool) -> dict[str, Any]:
-        assert self.stack is not None
+    def _current_seed(self) -> dict[str, Any]:
+        """The seed as it is now (``spectra org create --local`` appends orgs to seed.json)."""
         seed_path = self.state_dir / SEED_FILE
-        orgs: list[dict[str, Any]] = []
-        if restored and seed_path.exists():
-            orgs = json.loads(seed_path.read_text(encoding="utf-8")).get("orgs", [])
+        if seed_path.exists():
+            current: dict[str, Any] = json.loads(seed_path.read_text(encoding="utf-8"))
+            return current
+        return self._seed_document
+
+    def _seed(self, endpoint: str, restored_seed: dict[str, Any] | None) -> dict[str, Any]:
+        assert self.stack is not None
+        orgs: list[dict[str, Any]] = list((restored_seed or {}).get("orgs", []))
         if not orgs:
             created = self.stack.create_org(DEMO_ORG)
             orgs = [{"orgId": created["orgId"], "name": created["name"], "adminKey": created["adminKey"]}]

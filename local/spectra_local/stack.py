@@ -23,6 +23,7 @@ def reset_process_caches() -> None:
     previous stack's secrets or clients, just as a new Lambda container would not.
     """
     from aws_lambda_powertools.utilities import parameters
+
     from spectra import config, deployment
     from spectra.http import idempotency
 

@@ -56,8 +56,8 @@ def _table_definition(description: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-def save_state(directory: Path, *, region: str) -> Path:
-    """Write every table's items and every secret's value under ``directory``."""
+def save_state(directory: Path, *, region: str, seed: dict[str, Any] | None = None) -> Path:
+    """Write every table's items, every secret's value and the seed under ``directory``."""
     dynamodb: Any = boto3.client("dynamodb", region_name=region)
     secrets: Any = boto3.client("secretsmanager", region_name=region)
     tables = []
@@ -86,18 +86,18 @@ def save_state(directory: Path, *, region: str) -> Path:
     target = directory / STATE_FILE
     temporary = target.with_suffix(".tmp")
     temporary.write_text(
-        json.dumps({"version": FORMAT_VERSION, "tables": _encode(tables), "secrets": saved_secrets}),
+        json.dumps({"version": FORMAT_VERSION, "tables": _encode(tables), "secrets": saved_secrets, "seed": seed}),
         encoding="utf-8",
     )
     os.replace(temporary, target)
     return target
 
 
-def restore_state(directory: Path, *, region: str) -> bool:
-    """Refill tables and secrets from a previous run; ``False`` when there is nothing saved."""
+def restore_state(directory: Path, *, region: str) -> dict[str, Any] | None:
+    """Refill tables and secrets from a previous run and return its seed (``None``: nothing saved)."""
     source = directory / STATE_FILE
     if not source.exists():
-        return False
+        return None
     saved = json.loads(source.read_text(encoding="utf-8"))
     dynamodb = boto3.client("dynamodb", region_name=region)
     secrets = boto3.client("secretsmanager", region_name=region)
@@ -125,4 +125,5 @@ def restore_state(directory: Path, *, region: str) -> bool:
             secrets.put_secret_value(SecretId=secret["name"], SecretString=secret["value"])
         except secrets.exceptions.ResourceNotFoundException:
             secrets.create_secret(Name=secret["name"], SecretString=secret["value"])
-    return True
+    restored_seed: dict[str, Any] = saved.get("seed") or {}
+    return restored_seed

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+
 from spectra.auth.credentials import (
     BASE62,
     ApiKeyCredential,
@@ -17,7 +18,6 @@ from spectra.auth.credentials import (
     credential_matches,
     hash_credential,
 )
-
 from tests.unit.factories import guid
 
 KEY_FORMAT = re.compile(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spectra.auth.network import InvalidCidr, ip_allowed, normalise_cidrs
 
 

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
+
 from spectra.errors import InvalidPageToken
 from spectra.pagination import TOKEN_TTL_SECONDS, PageTokens, query_fingerprint
 from spectra.tenancy.context import OrgContext
-
 from tests.unit.factories import make_org_context
 
 SIGNING_KEY = b"page-token-signing-key-for-tests"

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from spectra.repositories.dynamo import QueryPage, query_page, to_item
 
 TABLE = "query-page-test"

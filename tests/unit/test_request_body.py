@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+
 from spectra.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from spectra.http.body import check_request_body
 

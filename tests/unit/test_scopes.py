@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spectra.auth.scopes import (
     Action,
     InvalidResourceFilter,
@@ -390,3 +391,19 @@ def test_scopes_contain_nothing_requested_is_no_escalation() -> None:
 def test_no_held_scopes_contain_nothing() -> None:
     wanted = Scope.parse("read", "ORGANIZATION")
     assert scopes_contain([], [wanted]) == [wanted]
+
+
+@pytest.mark.parametrize(
+    ("held", "requested", "contained"),
+    [
+        ("THING/Battery/#", "PLACE/Site/{site}/THING/Battery/#", True),
+        ("THING/#/#", "PLACE/Fleet/{site}/THING/Meter/{thing}", True),
+        ("THING/Battery/#", "PLACE/Site/{site}/THING/Meter/#", False),
+        ("THING/Battery/#", "PLACE/Site/{site}/THING/#/#", False),
+        ("THING/Battery/#", "PLACE/Site/{site}", False),
+    ],
+)
+def test_thing_filter_contains_the_same_things_inside_a_place(held: str, requested: str, contained: bool) -> None:
+    ids = {"site": "6f1c2a8e-0d5b-4c1e-9a7f-3b2d1e0c9a84", "thing": "0b7e2d4c-5a1f-4e3b-8c9d-2f6a1b3c4d5e"}
+    held_filter = ResourceFilter.parse(held.format(**ids))
+    assert held_filter.contains(ResourceFilter.parse(requested.format(**ids))) is contained

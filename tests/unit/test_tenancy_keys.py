@@ -9,13 +9,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+
 from spectra.auth.credentials import KeyType
 from spectra.auth.scopes import Action, Scope
 from spectra.errors import Unauthorized
 from spectra.identifiers import MalformedId
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
-
 from tests.unit.factories import guid, make_authorizer_context, make_org_context, scopes_json
 
 ORG = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 

@@ -167,7 +167,18 @@ class ResourceFilter:
         return all(f in (ANY_SEGMENT, p) or p is None for f, p in zip(self.segments, path, strict=False))
 
     def contains(self, other: ResourceFilter) -> bool:
-        """Whether everything ``other`` can reach, this filter can reach too."""
+        """Whether everything ``other`` can reach, this filter can reach too.
+
+        Things in a place are also reachable as ``THING/{type}/{id}``, so a filter over things
+        in a place is contained by a ``THING/…`` filter that covers the same things anywhere.
+        """
+        if self._prefix_of(other):
+            return True
+        if len(other.segments) > 3 and other.segments[0] == "PLACE" and other.segments[3] == "THING":
+            return self._prefix_of(ResourceFilter(other.segments[3:]))
+        return False
+
+    def _prefix_of(self, other: ResourceFilter) -> bool:
         if len(self.segments) > len(other.segments):
             return False
         return all(mine in (ANY_SEGMENT, theirs) for mine, theirs in zip(self.segments, other.segments, strict=False))
