@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
+
 from spectra_local.stack import LocalStack
 from spectra_local.template import Template
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
 from spectra.errors import SpectraError
 from spectra.provisioning import DEFAULT_PLAN, Provisioner, build_provisioner
-
 from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
 from spectra_cli.stack import StackNotReady, settings_from_stack
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import boto3
+
 from spectra.config import Settings
 
 REQUIRED_OUTPUTS = (

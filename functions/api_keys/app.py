@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from spectra.auth.scopes import Action
 from spectra.deployment import api_key_pepper, api_key_repository, organization_repository, page_tokens
 from spectra.http import (

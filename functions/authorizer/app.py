@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from spectra.auth.authorizer import CredentialIndex, KeyAuthorizer
 from spectra.config import get_settings
 from spectra.deployment import api_key_pepper, api_key_repository

@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from spectra.deployment import api_key_repository, organization_repository
 from spectra.http import CurrentOrg, access, create_resolver
 from spectra.models.organization import Organization

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from spectra.auth.credentials import ApiKeyCredential
 from spectra.auth.scopes import Action, ResourceFilter, Scope
 from spectra.deployment import organization_repository
