@@ -71,6 +71,7 @@ class LocalRuntime:
     port: int = 3000
     state_dir: Path = field(default_factory=state_directory)
     schedules_enabled: bool = True
+    request_log: bool = True
     stack: LocalStack | None = None
     _server: Any = None
     _moto: Any = None
@@ -186,13 +187,13 @@ class LocalRuntime:
         raw_path = str(environ.get("PATH_INFO", "/"))
         response = self._handle(environ, method, raw_path)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        org_id = response.org_id or "-"
-        print(
-            f"{method} {raw_path} {response.status} {elapsed_ms:.1f}ms "
-            f"org={org_id} request={response.headers.get('x-amzn-RequestId', '-')}",
-            file=sys.stderr,
-            flush=True,
-        )
+        if self.request_log:
+            print(
+                f"{method} {raw_path} {response.status} {elapsed_ms:.1f}ms "
+                f"org={response.org_id or '-'} request={response.headers.get('x-amzn-RequestId', '-')}",
+                file=sys.stderr,
+                flush=True,
+            )
         status_line = f"{response.status} {_reason(response.status)}"
         headers = [(k, v) for k, v in response.headers.items()]
         headers.append(("Content-Length", str(len(response.body))))
@@ -262,12 +263,17 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-def main() -> int:
+def configure_logging(*, request_log: bool = True) -> None:
+    """Runtime messages and the one-line request log on stderr; AWS SDK chatter off."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    log.setLevel(logging.INFO)
+    log.setLevel(logging.INFO if request_log else logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the runtime prints its own request log
     # Functions without business metrics yet would warn on every invocation.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def main() -> int:
+    configure_logging()
     port = int(os.environ.get("SPECTRA_PORT", "3000"))
     schedules = os.environ.get("SPECTRA_SCHEDULES", "on").lower() not in {"off", "0", "false", "no"}
     runtime = LocalRuntime(port=port, schedules_enabled=schedules)
