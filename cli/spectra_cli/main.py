@@ -17,9 +17,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from spectra.errors import SpectraError
-from spectra.provisioning import DEFAULT_PLAN, Provisioner, build_provisioner
+from spectra.provisioning import DEFAULT_PLAN, CreateOrg, ListOrgs, OrgAction, Provisioner, build_provisioner
 from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
 from spectra_cli.stack import StackNotReady, settings_from_stack
 
@@ -76,20 +77,24 @@ def run_schedule(function: str) -> Any:
     return {"function": target.spec.logical_id, "result": target.invoke(scheduled_event(rule, region=stack.region))}
 
 
+_ORG_ACTIONS = {"show": "describe_org", "suspend": "suspend_org", "resume": "resume_org"}
+
+
+def org_command(args: argparse.Namespace) -> CreateOrg | ListOrgs | OrgAction:
+    """The provisioning command for a parsed ``spectra org …`` line."""
+    if args.command == "create":
+        return CreateOrg(name=args.name, plan=args.plan)
+    if args.command == "list":
+        return ListOrgs()
+    return OrgAction(action=_ORG_ACTIONS[args.command], orgId=args.org_id)
+
+
 def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
     """Carry out one parsed ``org`` command."""
-    if args.command == "create":
-        created = provisioner.create_org(args.name, args.plan).as_dict()
-        if args.local:
-            remember_org(created)
-        return created
-    if args.command == "list":
-        return {"items": provisioner.list_orgs()}
-    if args.command == "suspend":
-        return provisioner.suspend(args.org_id)
-    if args.command == "resume":
-        return provisioner.resume(args.org_id)
-    return provisioner.describe(args.org_id)
+    result = provisioner.run(org_command(args))
+    if args.command == "create" and args.local:
+        remember_org(result)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_schedule(args.function) if args.group == "schedule" else run(args, _provisioner(args))
     except SpectraError as error:
         print(json.dumps({"error": error.problem(request_id=None, instance=None)}), file=sys.stderr)
+        return 1
+    except ValidationError as error:
+        problems = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
+        print(json.dumps({"error": {"detail": "invalid arguments", "errors": problems}}), file=sys.stderr)
         return 1
     except (StackNotReady, LocalRuntimeNotRunning, KeyError, ClientError, BotoCoreError) as error:
         print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)

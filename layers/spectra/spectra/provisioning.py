@@ -12,9 +12,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import boto3
+from pydantic import BaseModel, ConfigDict, Field
 
 from spectra.auth.credentials import BASE62, ApiKeyCredential, KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope
@@ -68,6 +69,31 @@ class UsagePlans:
 
     def delete(self, api_key_id: str) -> None:
         self._client.delete_api_key(apiKey=api_key_id)
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateOrg(_Command):
+    action: Literal["create_org"] = "create_org"
+    name: str = Field(min_length=1, max_length=200)
+    plan: str = DEFAULT_PLAN
+
+
+class ListOrgs(_Command):
+    action: Literal["list_orgs"] = "list_orgs"
+
+
+class OrgAction(_Command):
+    action: Literal["describe_org", "suspend_org", "resume_org"]
+    orgId: str
+
+
+class ProvisioningCommand(BaseModel):
+    """What an operator asks of provisioning (the CLI's commands, the function's event)."""
+
+    command: Annotated[CreateOrg | ListOrgs | OrgAction, Field(discriminator="action")]
 
 
 @dataclass(frozen=True)
@@ -170,6 +196,18 @@ class Provisioner:
             adminKeyId=credential.key_id,
             adminKey=credential.reveal(),
         )
+
+    def run(self, command: CreateOrg | ListOrgs | OrgAction) -> dict[str, Any]:
+        """Carry out one operator command and return its JSON result."""
+        if isinstance(command, CreateOrg):
+            return self.create_org(command.name, command.plan).as_dict()
+        if isinstance(command, ListOrgs):
+            return {"items": self.list_orgs()}
+        if command.action == "suspend_org":
+            return self.suspend(command.orgId)
+        if command.action == "resume_org":
+            return self.resume(command.orgId)
+        return self.describe(command.orgId)
 
     def list_orgs(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Every org, oldest id first (the registry is queried, never scanned)."""

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from spectra.errors import Conflict, NotFound
 from spectra.repositories.dynamo import (
+    OrgScopedTable,
     QueryPage,
     from_item,
     is_condition_failure,
@@ -18,21 +19,13 @@ from spectra.repositories.dynamo import (
 )
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
-from spectra.tenancy.sessions import OrgSessions
 
 ACTIVE_STATE = "Active"
 REVOKED_STATE = "Revoked"
 
 
-class ApiKeyRepository:
+class ApiKeyRepository(OrgScopedTable):
     """Stores API key records (hash only, never the secret) under the org's partition."""
-
-    def __init__(self, sessions: OrgSessions, table: str) -> None:
-        self._sessions = sessions
-        self._table = table
-
-    def _client(self, org: OrgContext) -> Any:
-        return self._sessions.client(org, "dynamodb")
 
     def get(self, org: OrgContext, key_id: str) -> dict[str, Any] | None:
         """One key record, or ``None`` (also for malformed ids: they cannot exist)."""

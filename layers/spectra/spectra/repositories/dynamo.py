@@ -10,6 +10,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from spectra.tenancy.context import OrgContext
+from spectra.tenancy.sessions import OrgSessions
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -122,3 +125,14 @@ def query_page(
         if not last_evaluated:
             return QueryPage(collected, None)
         start = from_item(last_evaluated)
+
+
+class OrgScopedTable:
+    """Base of the repositories: one table, reached only with the calling org's credentials."""
+
+    def __init__(self, sessions: OrgSessions, table: str) -> None:
+        self._sessions = sessions
+        self._table = table
+
+    def _client(self, org: OrgContext) -> Any:
+        return self._sessions.client(org, "dynamodb")

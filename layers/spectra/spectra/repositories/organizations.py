@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from spectra.errors import Conflict
 from spectra.repositories.dynamo import (
+    OrgScopedTable,
     QueryPage,
     from_item,
     is_condition_failure,
@@ -18,18 +19,10 @@ from spectra.repositories.dynamo import (
 )
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
-from spectra.tenancy.sessions import OrgSessions
 
 
-class OrganizationRepository:
+class OrganizationRepository(OrgScopedTable):
     """An org's own profile, read and written with the org's credentials."""
-
-    def __init__(self, sessions: OrgSessions, table: str) -> None:
-        self._sessions = sessions
-        self._table = table
-
-    def _client(self, org: OrgContext) -> Any:
-        return self._sessions.client(org, "dynamodb")
 
     def get(self, org: OrgContext) -> dict[str, Any] | None:
         response = self._client(org).get_item(
