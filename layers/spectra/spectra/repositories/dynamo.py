@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from spectra.errors import Conflict
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
@@ -127,6 +129,60 @@ def query_page(
         start = from_item(last_evaluated)
 
 
+def update_operation(
+    table: str,
+    key: Mapping[str, str],
+    *,
+    set_fields: Mapping[str, Any] | None = None,
+    remove_fields: Sequence[str] = (),
+    append: Mapping[str, list[Any]] | None = None,
+    add: Mapping[str, int] | None = None,
+    condition: str | None = None,
+    condition_values: Mapping[str, Any] | None = None,
+    condition_names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An UpdateItem request (also usable as a transaction's ``Update``) from plain field maps.
+
+    Attribute names are always placeholders, so a field called ``status`` or ``name`` never
+    collides with a DynamoDB reserved word.
+    """
+    names: dict[str, str] = dict(condition_names or {})
+    values: dict[str, Any] = dict(condition_values or {})
+    assignments: list[str] = []
+    for index, (name, value) in enumerate((set_fields or {}).items()):
+        names[f"#s{index}"] = name
+        values[f":s{index}"] = value
+        assignments.append(f"#s{index} = :s{index}")
+    for index, (name, items) in enumerate((append or {}).items()):
+        names[f"#l{index}"] = name
+        values[f":l{index}"] = list(items)
+        values[":empty_list"] = []
+        assignments.append(f"#l{index} = list_append(if_not_exists(#l{index}, :empty_list), :l{index})")
+    clauses = [f"SET {', '.join(assignments)}"] if assignments else []
+    if add:
+        additions = []
+        for index, (name, amount) in enumerate(add.items()):
+            names[f"#a{index}"] = name
+            values[f":a{index}"] = amount
+            additions.append(f"#a{index} :a{index}")
+        clauses.append(f"ADD {', '.join(additions)}")
+    if remove_fields:
+        for index, name in enumerate(remove_fields):
+            names[f"#r{index}"] = name
+        clauses.append("REMOVE " + ", ".join(f"#r{index}" for index in range(len(remove_fields))))
+    operation: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_item(key),
+        "UpdateExpression": " ".join(clauses),
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        operation["ExpressionAttributeValues"] = to_values(values)
+    if condition:
+        operation["ConditionExpression"] = condition
+    return operation
+
+
 class OrgScopedTable:
     """Base of the repositories: one table, reached only with the calling org's credentials."""
 
@@ -136,3 +192,60 @@ class OrgScopedTable:
 
     def _client(self, org: OrgContext) -> Any:
         return self._sessions.client(org, "dynamodb")
+
+    def _get(self, org: OrgContext, key: Mapping[str, str]) -> dict[str, Any] | None:
+        response = self._client(org).get_item(TableName=self._table, Key=to_item(key), ConsistentRead=True)
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def _batch_get(self, org: OrgContext, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Every existing item among ``keys`` (chunks of 100, unprocessed keys retried)."""
+        found: list[dict[str, Any]] = []
+        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+        for start in range(0, len(unique), 100):
+            request: dict[str, Any] = {
+                self._table: {"Keys": [to_item(k) for k in unique[start : start + 100]], "ConsistentRead": True}
+            }
+            attempt = 0
+            while request:
+                response = self._client(org).batch_get_item(RequestItems=request)
+                found.extend(from_item(item) for item in response.get("Responses", {}).get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+                attempt += 1
+                if request:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+        return found
+
+    def _page(
+        self,
+        org: OrgContext,
+        partition: str,
+        sort_prefix: str,
+        *,
+        limit: int,
+        start_after: Mapping[str, str] | None,
+        keep: Callable[[dict[str, Any]], bool],
+    ) -> QueryPage:
+        return query_page(
+            self._client(org),
+            table=self._table,
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            values={":pk": partition, ":prefix": sort_prefix},
+            key_attributes=("pk", "sk"),
+            limit=limit,
+            start_after=start_after,
+            keep=keep,
+        )
+
+    def _update(self, org: OrgContext, operation: Mapping[str, Any]) -> dict[str, Any]:
+        response = self._client(org).update_item(**operation, ReturnValues="ALL_NEW")
+        return from_item(response["Attributes"])
+
+    def _transact(self, org: OrgContext, items: Sequence[Mapping[str, Any]], *, conflict: str) -> None:
+        """All of ``items`` or none; a failed condition is a 409 with ``conflict`` as detail."""
+        try:
+            self._client(org).transact_write_items(TransactItems=list(items))
+        except ClientError as error:
+            if is_condition_failure(error):
+                raise Conflict(conflict) from error
+            raise

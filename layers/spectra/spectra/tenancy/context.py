@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spectra.auth.credentials import KeyType
-from spectra.auth.scopes import Action, ResourceFilter, Scope
-from spectra.errors import Unauthorized
+from spectra.auth.scopes import Action, ResourceFilter, Scope, parse_path, scopes_allow
+from spectra.errors import ScopeDenied, Unauthorized
 from spectra.identifiers import is_guid
 
 
@@ -65,6 +65,15 @@ class OrgContext:
             key_type=KeyType.ADMIN,
             scopes=(Scope(Action.ALL, ResourceFilter(())),),
         )
+
+    def can(self, action: Action, *paths: str) -> bool:
+        """Whether this key's scopes allow ``action`` on the resource at any of ``paths``."""
+        return scopes_allow(self.scopes, action, [parse_path(path) for path in paths])
+
+    def require(self, action: Action, *paths: str) -> None:
+        """Raise ``ScopeDenied`` unless this key may do ``action`` on the resource."""
+        if not self.can(action, *paths):
+            raise ScopeDenied(f"This API key's scopes do not allow '{action.value}' on this resource.")
 
     @property
     def actor(self) -> str:
