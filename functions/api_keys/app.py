@@ -20,6 +20,7 @@ from spectra.http import (
     access,
     create_resolver,
     created,
+    documented_created,
 )
 from spectra.models.api_keys import (
     ApiKeyPage,
@@ -49,7 +50,7 @@ ORGANIZATION = "ORGANIZATION"
     "/v2/api-keys",
     tags=["API keys"],
     summary="Create an API key (the secret is returned once)",
-    responses={201: {"description": "Created", "content": {"application/json": {"model": CreatedApiKey}}}},
+    responses=documented_created(CreatedApiKey),
 )
 @access(Action.ADMIN, ORGANIZATION)
 def create_api_key(request: CreateApiKeyRequest, org: CurrentOrg) -> Response[CreatedApiKey]:

@@ -3,7 +3,15 @@
 from spectra.http.access import RouteAccess, access, route_access
 from spectra.http.idempotency import idempotency_middleware
 from spectra.http.resolver import CurrentOrg, SpectraResolver, current_org
-from spectra.http.responses import ContinuationToken, Limit, PageLimit, PageRequest, created, no_content
+from spectra.http.responses import (
+    ContinuationToken,
+    Limit,
+    PageLimit,
+    PageRequest,
+    created,
+    documented_created,
+    no_content,
+)
 
 
 def create_resolver(*, max_body_bytes: int | None = None) -> SpectraResolver:
@@ -25,6 +33,7 @@ __all__ = [
     "create_resolver",
     "created",
     "current_org",
+    "documented_created",
     "no_content",
     "route_access",
 ]

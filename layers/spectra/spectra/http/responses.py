@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from spectra.errors import ValidationFailed
@@ -37,6 +38,11 @@ class PageRequest:
             raise ValidationFailed.single("limit", "limit and pageLimit disagree; send one of them")
         chosen = limit if limit is not None else page_limit
         return cls(limit=chosen or DEFAULT_PAGE_SIZE, continuation_token=continuation_token)
+
+
+def documented_created(model: type[BaseModel]) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI ``responses`` of a create route: 201 with ``model``."""
+    return {201: {"description": "Created", "content": {"application/json": {"model": model}}}}
 
 
 def created(resource: BaseModel, location: str) -> Response[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
@@ -52,3 +53,28 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 """A datetime shown as ISO-8601 UTC with milliseconds and ``Z`` (every ``…At`` field)."""
+
+
+class LifecycleStatus(StrEnum):
+    """Which soft-deletable records a list shows (``active`` unless asked otherwise)."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+    ALL = "all"
+
+    def includes(self, is_deleted: bool) -> bool:
+        return self is LifecycleStatus.ALL or (self is LifecycleStatus.DELETED) == is_deleted
+
+
+class HistoryEntry(ResponseModel):
+    """One lifecycle event of a soft-deletable record (created, updated, deleted, restored)."""
+
+    event: str
+    at: Timestamp
+    by: str
+
+
+Tags = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    Field(max_length=50, description="Free-form labels"),
+]

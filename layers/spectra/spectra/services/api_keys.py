@@ -30,9 +30,10 @@ from spectra.models.api_keys import (
     UpdateApiKeyRequest,
 )
 from spectra.models.common import from_iso, to_iso, utc_now
-from spectra.pagination import PageTokens, query_fingerprint
+from spectra.pagination import PageTokens
 from spectra.repositories.api_keys import ACTIVE_STATE, REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
+from spectra.services.listing import list_page
 from spectra.tenancy.context import OrgContext
 
 ADMIN_ACTIONS = frozenset({Action.ADMIN, Action.ALL})
@@ -138,20 +139,25 @@ class ApiKeyService:
     ) -> ApiKeyPage:
         now = self._clock()
         needle = name.casefold() if name else None
-        fingerprint = query_fingerprint("api-keys", {"status": status, "name": needle})
-        start = self._page_tokens.read(org, fingerprint, page.continuation_token) if page.continuation_token else None
 
         def wanted(record: dict[str, Any]) -> bool:
             if status is not None and key_status(record, now) != status:
                 return False
             return needle is None or needle in str(record.get("name", "")).casefold()
 
-        result = self._keys.page(org, limit=page.limit, start_after=start, keep=wanted)
-        token = self._page_tokens.issue(org, fingerprint, result.resume_after) if result.resume_after else None
+        listed = list_page(
+            org,
+            self._page_tokens,
+            route="api-keys",
+            filters={"status": status, "name": needle},
+            page=page,
+            query=self._keys.page,
+            keep=wanted,
+        )
         return ApiKeyPage(
-            items=[to_view(record, now) for record in result.items],
-            continuationToken=token,
-            hasMore=result.has_more,
+            items=[to_view(record, now) for record in listed.items],
+            continuationToken=listed.continuation_token,
+            hasMore=listed.has_more,
         )
 
     # -- writes -----------------------------------------------------------------------------

@@ -6,6 +6,9 @@ they are placed in a key, so a caller-supplied value can never change a key's sh
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 from spectra.identifiers import MalformedId, is_guid
 from spectra.tenancy.context import OrgContext
 
@@ -62,3 +65,55 @@ def credential_index_value(key_id: str) -> str:
     the secret's keyed hash before the org it names is trusted.
     """
     return f"APIKEY#{_guid(key_id, 'key id')}#"
+
+
+# -- definitions -------------------------------------------------------------------------------
+
+METRIC_SORT_PREFIX = "METRIC#"
+THING_TYPE_SORT_PREFIX = "THINGTYPE#"
+TEMPLATE_SORT_PREFIX = "TEMPLATE#"
+
+
+def _prefixed(value: str, prefix: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(rf"{prefix}_[0-9a-f]{{32}}", value):
+        raise MalformedId(f"id must look like {prefix}_<32 hex digits>")
+    return value
+
+
+def metrics_partition(org: OrgContext) -> str:
+    """All of an org's metric definitions (listed together, newest id order irrelevant)."""
+    return f"{org_prefix(org)}METRICS#"
+
+
+def metric_key(org: OrgContext, metric_id: str) -> Key:
+    return {"pk": metrics_partition(org), "sk": f"{METRIC_SORT_PREFIX}{_prefixed(metric_id, 'mdef')}#"}
+
+
+def metric_name_guard_key(org: OrgContext, name: str) -> Key:
+    """The guard that makes a metric name unique in the org, case-insensitively.
+
+    The name is hashed, so no character a caller types can change the key's shape.
+    """
+    digest = hashlib.sha256(name.casefold().encode("utf-8")).hexdigest()
+    return {"pk": f"{org_prefix(org)}METRICNAME#{digest}#", "sk": "GUARD#"}
+
+
+def thing_types_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}THINGTYPES#"
+
+
+def thing_type_key(org: OrgContext, thing_type_id: str) -> Key:
+    return {"pk": thing_types_partition(org), "sk": f"{THING_TYPE_SORT_PREFIX}{_prefixed(thing_type_id, 'tdefi')}#"}
+
+
+def thing_type_version_key(org: OrgContext, thing_type_def_id: str) -> Key:
+    """One thing-type version, addressed by its own id (``tdef_…``)."""
+    return {"pk": f"{org_prefix(org)}THINGTYPEDEFS#", "sk": f"THINGTYPEDEF#{_prefixed(thing_type_def_id, 'tdef')}#"}
+
+
+def templates_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}TEMPLATES#"
+
+
+def template_key(org: OrgContext, template_id: str) -> Key:
+    return {"pk": templates_partition(org), "sk": f"{TEMPLATE_SORT_PREFIX}{_guid(template_id, 'template id')}#"}
