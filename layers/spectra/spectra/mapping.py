@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jsonpointer import JsonPointer, JsonPointerException
+from jsonpointer import EndOfList, JsonPointer, JsonPointerException
 
 from spectra.errors import ValidationFailed
 from spectra.metric_values import DataType, UncoercibleValue, coerce
 
 _MISSING = object()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def pointer_problem(text: str) -> str | None:
@@ -33,9 +34,10 @@ def pointer_problem(text: str) -> str | None:
 
 def _resolve(document: Any, pointer: str) -> Any:
     try:
-        return JsonPointer(pointer).resolve(document, _MISSING)
+        found = JsonPointer(pointer).resolve(document, _MISSING)
     except JsonPointerException:
         return _MISSING
+    return _MISSING if isinstance(found, EndOfList) else found  # "/-" names no element
 
 
 class InvalidTimestamp(ValueError):
@@ -53,7 +55,7 @@ def timestamp_millis(value: Any, timestamp_format: str) -> int:
             raise InvalidTimestamp(f"{value!r} is not an ISO-8601 timestamp") from error
         if moment.tzinfo is None:
             raise InvalidTimestamp("an ISO-8601 timestamp needs a timezone (e.g. Z)")
-        return int(moment.timestamp() * 1000)
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
     try:
         number = coerce(value, DataType.DOUBLE)
     except UncoercibleValue as error:

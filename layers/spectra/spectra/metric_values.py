@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -79,45 +80,54 @@ def coerce(value: Any, data_type: DataType) -> Any:
         if len(text) > MAX_STRING_LENGTH:
             raise UncoercibleValue(f"string longer than {MAX_STRING_LENGTH} characters")
         return text
-    encoded = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError) as error:
+        raise UncoercibleValue("not a JSON value") from error
     if len(encoded.encode("utf-8")) > MAX_JSON_BYTES:
         raise UncoercibleValue(f"JSON value larger than {MAX_JSON_BYTES} bytes")
     return value
 
 
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+MAX_INT_DIGITS = 38  # DynamoDB numbers keep at most 38 significant digits
+
+
+def _number_text(value: str, kind: str = "a number") -> str:
+    text = value.strip()
+    if not _NUMBER_TEXT.fullmatch(text):  # no "1_000", "0x10", " nan" or "inf"
+        raise UncoercibleValue(f"{value!r} is not {kind}")
+    return text
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise UncoercibleValue("expected an integer, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise UncoercibleValue("expected an integer, got a fractional number")
     if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-        try:
-            return _to_int(float(value))
-        except ValueError as error:
-            raise UncoercibleValue(f"{value!r} is not an integer") from error
-    raise UncoercibleValue("expected an integer")
+        text = _number_text(value, "an integer")
+        value = int(text) if text.lstrip("+-").isdigit() else _to_double(text)
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise UncoercibleValue("expected an integer, got a fractional number")
+        value = int(value)
+    if not isinstance(value, int):
+        raise UncoercibleValue("expected an integer")
+    if len(str(abs(value))) > MAX_INT_DIGITS:
+        raise UncoercibleValue(f"integer has more than {MAX_INT_DIGITS} digits")
+    return value
 
 
 def _to_double(value: Any) -> float:
     if isinstance(value, bool):
         raise UncoercibleValue("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError as error:
-            raise UncoercibleValue(f"{value!r} is not a number") from error
-    else:
+    if isinstance(value, str):
+        value = _number_text(value)
+    if not isinstance(value, int | float | str):
         raise UncoercibleValue("expected a number")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError) as error:
+        raise UncoercibleValue("expected a finite number") from error
     if not math.isfinite(number):
         raise UncoercibleValue("expected a finite number")
     return number

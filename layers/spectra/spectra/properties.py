@@ -127,9 +127,9 @@ def _constraint_problem(definition: PropertyDefinition, value: Any) -> str | Non
     if rules is None:
         return None
     if rules.min is not None and value < rules.min:
-        return f"must be at least {rules.min:g}"
+        return f"must be at least {_number(rules.min)}"
     if rules.max is not None and value > rules.max:
-        return f"must be at most {rules.max:g}"
+        return f"must be at most {_number(rules.max)}"
     if rules.minLength is not None and len(value) < rules.minLength:
         return f"must be at least {rules.minLength} characters"
     if rules.maxLength is not None and len(value) > rules.maxLength:
@@ -139,3 +139,7 @@ def _constraint_problem(definition: PropertyDefinition, value: Any) -> str | Non
     if rules.enum is not None and value not in rules.enum:
         return "is not one of the allowed values"
     return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)

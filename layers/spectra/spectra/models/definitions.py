@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from spectra.mapping import pointer_problem
 from spectra.metric_values import Aggregation, DataType
@@ -196,6 +196,8 @@ def _rfc6901(text: str) -> str:
 
 JsonPointerText = Annotated[
     str,
+    # Pointers are kept exactly as written: a space is a legal character of a member name.
+    StringConstraints(strip_whitespace=False),
     Field(max_length=500, description="RFC 6901 JSON Pointer ('' = the whole value)"),
     AfterValidator(_rfc6901),
 ]
