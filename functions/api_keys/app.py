@@ -52,7 +52,7 @@ ORGANIZATION = "ORGANIZATION"
     summary="Create an API key (the secret is returned once)",
     responses=documented_created(CreatedApiKey),
 )
-@access(Action.ADMIN, ORGANIZATION)
+@access(Action.ADMIN, ORGANIZATION, reveals=("key",))
 def create_api_key(request: CreateApiKeyRequest, org: CurrentOrg) -> Response[CreatedApiKey]:
     key = keys.create(org, request)
     return created(key, f"/v2/api-keys/{key.keyId}")
@@ -90,7 +90,7 @@ def revoke_api_key(keyId: KeyId, org: CurrentOrg) -> ApiKeyRecord:
 
 
 @app.post("/v2/api-keys/<keyId>/rotate", tags=["API keys"], summary="Issue a new secret, with a grace window")
-@access(Action.ADMIN, ORGANIZATION)
+@access(Action.ADMIN, ORGANIZATION, reveals=("key",))
 def rotate_api_key(keyId: KeyId, org: CurrentOrg, request: RotateApiKeyRequest | None = None) -> CreatedApiKey:
     return keys.rotate(org, keyId, request or RotateApiKeyRequest())
 

@@ -37,6 +37,7 @@ from spectra.tenancy.context import OrgContext
 
 API_KEY_HEADER = "X-Api-Key"
 MAX_CACHED_KEYS = 10_000
+REFRESH_AFTER_MISMATCH_SECONDS = 1.0
 
 
 class CredentialIndex:
@@ -67,6 +68,7 @@ class _Cached:
     record: dict[str, Any] | None
     fetched_at: float
     use_recorded_at: float = 0.0
+    refreshed_on_mismatch_at: float = float("-inf")
 
 
 class KeyAuthorizer:
@@ -105,8 +107,13 @@ class KeyAuthorizer:
             raise Unauthorized("Malformed API key.") from error
 
         cached = self._lookup(credential.key_id)
-        record = cached.record
         now = self._clock()
+        mismatch = cached.record is not None and not self._secret_matches(credential, cached.record, now)
+        if mismatch and now - cached.refreshed_on_mismatch_at >= REFRESH_AFTER_MISMATCH_SECONDS:
+            # The key may have been rotated since its record was cached: read it once more, but
+            # at most once a second per key, so guessing secrets cannot drive store reads.
+            cached = self._refresh(credential.key_id, now)
+        record = cached.record
         if record is None or not self._secret_matches(credential, record, now):
             raise Unauthorized("Unknown API key.")
         if record.get("state") != "Active" or record.get("orgStatus", "Active") != "Active":
@@ -142,6 +149,12 @@ class KeyAuthorizer:
         response.allow_all_routes()
         self._note_use(cached, record, credential.key_id, now)
         return response.asdict()
+
+    def _refresh(self, key_id: str, now: float) -> _Cached:
+        fresh = _Cached(record=self._find_credential(key_id), fetched_at=now, refreshed_on_mismatch_at=now)
+        with self._lock:
+            self._cache[key_id] = fresh
+        return fresh
 
     def _lookup(self, key_id: str) -> _Cached:
         now = self._clock()

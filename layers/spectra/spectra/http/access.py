@@ -31,6 +31,8 @@ class RouteAccess:
     action: Action | None
     resources: tuple[str, ...]
     tier: str = "standard"
+    reveals: tuple[str, ...] = ()
+    """Response fields shown once only (e.g. a new key's secret): never stored for a replay."""
 
     def paths(self, path_arguments: Mapping[str, str]) -> list[ResourcePath]:
         """The resource paths of this route, with its path parameters filled in."""
@@ -41,13 +43,15 @@ def access(
     action: Action | None,
     *resources: str,
     tier: str = "standard",
+    reveals: tuple[str, ...] = (),
 ) -> Callable[[RouteFunction], RouteFunction]:
     """Declare what a route needs; place it directly under the ``@app.<method>(...)`` line."""
     if action is not None and not resources:
         raise ValueError("a route that needs an action must name the resource it acts on")
 
     def declare(function: RouteFunction) -> RouteFunction:
-        setattr(function, ACCESS_ATTRIBUTE, RouteAccess(action=action, resources=resources, tier=tier))
+        declared = RouteAccess(action=action, resources=resources, tier=tier, reveals=reveals)
+        setattr(function, ACCESS_ATTRIBUTE, declared)
         return function
 
     return declare

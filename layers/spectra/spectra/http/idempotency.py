@@ -1,7 +1,10 @@
 """``Idempotency-Key`` on POST routes, with Powertools idempotency and org-scoped keys.
 
 A retry with the same key and body returns the first response, marked
-``Idempotent-Replayed: true``, and writes nothing twice. The same key with a different body is a
+``Idempotent-Replayed: true``, and writes nothing twice. Fields a route declares as shown once
+(``reveals``, e.g. a new API key's secret) are removed before the response is stored, so a
+replay says what was created without revealing the secret again, and the idempotency table
+never holds one. The same key with a different body is a
 409. The stored key is derived from the org id, the route and the client's key, so two orgs
 using the same ``Idempotency-Key`` never see each other's responses. Only successful responses
 are remembered: a failed request can be retried with the same key.
@@ -28,9 +31,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from pydantic import BaseModel
 
 from spectra.config import get_settings
 from spectra.errors import Conflict, IdempotencyKeyReused, ValidationFailed
+from spectra.http.access import route_access
 from spectra.tenancy.context import OrgContext
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -88,11 +93,17 @@ def idempotency_middleware(
     if app.lambda_context is not None:
         config.register_lambda_context(app.lambda_context)
 
+    route = app.context.get("_route")
+    declared = route_access(route.func) if route is not None else None
+    shown_once = declared.reveals if declared else ()
+    first_response: list[Response[Any]] = []
+
     def run_once(request: dict[str, str]) -> dict[str, Any]:
         response = next_middleware(app)
         if not 200 <= response.status_code < 300:
             raise _NotRemembered(response)
-        return _to_record(response)
+        first_response.append(response)
+        return _to_record(response, without=shown_once)
 
     remembered = idempotent_function(
         data_keyword_argument="request",
@@ -101,7 +112,9 @@ def idempotency_middleware(
         key_prefix="spectra-http",
     )(run_once)
     try:
-        return _from_record(remembered(request=request))
+        record = remembered(request=request)
+        # The first caller gets the response as produced, shown-once fields included.
+        return first_response[0] if first_response else _from_record(record)
     except _NotRemembered as not_remembered:
         return not_remembered.response
     except IdempotencyValidationError as error:
@@ -110,15 +123,23 @@ def idempotency_middleware(
         raise Conflict("A request with this Idempotency-Key is still in progress; retry shortly.") from error
 
 
-def _to_record(response: Response[Any]) -> dict[str, Any]:
+def _to_record(response: Response[Any], *, without: tuple[str, ...]) -> dict[str, Any]:
     body = response.body
-    if not isinstance(body, str | bytes | type(None)):
+    if isinstance(body, BaseModel):
+        body = body.model_dump(mode="json")
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    if without:
+        document = json.loads(body) if isinstance(body, str) else body
+        if isinstance(document, dict):
+            body = {k: v for k, v in document.items() if k not in without}
+    if not isinstance(body, str | type(None)):
         body = json.dumps(body, default=str)
     return {
         "status": response.status_code,
         "contentType": response.headers.get("Content-Type"),
         "headers": {k: v for k, v in response.headers.items() if k != "Content-Type" and isinstance(v, str)},
-        "body": body.decode("utf-8") if isinstance(body, bytes) else body,
+        "body": body,
     }
 
 

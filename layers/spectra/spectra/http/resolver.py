@@ -16,13 +16,14 @@ Every failure, including unknown routes (404), wrong methods (405) and unexpecte
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, Route
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ResponseValidationError
 from aws_lambda_powertools.event_handler.request import Request
 
 from spectra.auth.scopes import scopes_may_allow
@@ -49,10 +50,12 @@ class SpectraResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` with Spectra's tenancy, access and error rules built in."""
 
     def __init__(self, *, max_body_bytes: int | None = None) -> None:
-        super().__init__(enable_validation=True)
+        # A response that breaks its own model is our bug: 500, never a 400 blaming the caller.
+        super().__init__(enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR)
         self._max_body_bytes = max_body_bytes
         self.exception_handler(SpectraError)(self._handle_spectra_error)
         self.exception_handler(RequestValidationError)(self._handle_validation_error)
+        self.exception_handler(ResponseValidationError)(self._handle_invalid_response)
         self.exception_handler(NotFoundError)(self._handle_unknown_route)
         self.exception_handler(Exception)(self._handle_unexpected_error)
 
@@ -126,6 +129,10 @@ class SpectraResolver(APIGatewayRestResolver):
 
     def _handle_validation_error(self, error: RequestValidationError) -> Response[str]:
         return self.problem(ValidationFailed([_field_error(item) for item in error.errors()]))
+
+    def _handle_invalid_response(self, error: ResponseValidationError) -> Response[str]:
+        logger.error("Response does not match its model", errors=[e.get("loc") for e in error.errors()])
+        return self.problem(InternalError("An internal error occurred; quote the requestId to support."))
 
     def _handle_unknown_route(self, _error: NotFoundError) -> Response[str]:
         path = self._remove_prefix(self.current_event.path)

@@ -1,0 +1,255 @@
+"""IAM and data-protection settings of ``template.yaml``, read as data (no deployment needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from spectra_local.template import Template
+
+TEMPLATE = Template()
+PLATFORM_KEY_ARN = {"Fn::GetAtt": ["PlatformKey", "Arn"]}
+PLATFORM_SECRETS = ({"Ref": "ApiKeyPepperSecret"}, {"Ref": "PageTokenSecret"})
+FUNCTIONS = TEMPLATE.of_type("AWS::Serverless::Function")
+TABLES = TEMPLATE.of_type("AWS::DynamoDB::Table")
+DATA_ROLE = TEMPLATE.resources["OrgDataAccessRole"]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One policy statement and where it lives."""
+
+    owner: str
+    body: dict[str, Any]
+
+    @property
+    def actions(self) -> list[str]:
+        return as_list(self.body.get("Action"))
+
+    @property
+    def resources(self) -> list[Any]:
+        return as_list(self.body.get("Resource"))
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def documents(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every policy document a resource carries (role policies, SAM inline policies, key policies)."""
+    properties = resource.get("Properties", {})
+    for policy in as_list(properties.get("Policies")):
+        if isinstance(policy, dict) and "PolicyDocument" in policy:
+            yield policy["PolicyDocument"]
+        elif isinstance(policy, dict) and "Statement" in policy:
+            yield policy
+    for name in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument"):
+        if isinstance(properties.get(name), dict):
+            yield properties[name]
+
+
+def statements(logical_ids: list[str] | None = None) -> list[Statement]:
+    owners = logical_ids if logical_ids is not None else list(TEMPLATE.resources)
+    return [
+        Statement(owner, body)
+        for owner in owners
+        for document in documents(TEMPLATE.resources[owner])
+        for body in as_list(document.get("Statement"))
+    ]
+
+
+FUNCTION_STATEMENTS = statements(list(FUNCTIONS))
+ALL_STATEMENTS = statements()
+
+
+def statement_id(statement: Statement) -> str:
+    return f"{statement.owner}:{statement.body.get('Sid', '?')}"
+
+
+def references(resource: Any, logical_id: str) -> bool:
+    """Whether a resource expression names ``logical_id`` (Ref, GetAtt or inside a Sub)."""
+    if isinstance(resource, dict):
+        if resource.get("Ref") == logical_id:
+            return True
+        if resource.get("Fn::GetAtt", [None])[0] == logical_id:
+            return True
+        if "Fn::Sub" in resource:
+            return f"${{{logical_id}" in str(resource["Fn::Sub"])
+    return False
+
+
+# -- the tenancy boundary ---------------------------------------------------------------------
+
+
+def _data_role_dynamodb_statement() -> dict[str, Any]:
+    found = [s.body for s in statements(["OrgDataAccessRole"]) if any(a.startswith("dynamodb:") for a in s.actions)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_org_data_role_reaches_only_items_led_by_the_session_org() -> None:
+    condition = _data_role_dynamodb_statement()["Condition"]
+
+    assert condition["ForAllValues:StringLike"] == {"dynamodb:LeadingKeys": ["ORG#${aws:PrincipalTag/org}#*"]}
+
+
+def test_org_data_role_has_the_null_guard_against_scan_and_untagged_sessions() -> None:
+    condition = _data_role_dynamodb_statement()["Condition"]
+
+    assert condition["Null"] == {"dynamodb:LeadingKeys": "false", "aws:PrincipalTag/org": "false"}
+
+
+def test_org_data_role_can_only_be_assumed_with_an_org_session_tag() -> None:
+    trust = DATA_ROLE["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    assert all(s["Condition"]["StringLike"]["aws:RequestTag/org"] == "?*" for s in trust)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("statement", ALL_STATEMENTS, ids=statement_id)
+def test_no_policy_grants_scan_or_wildcard_dynamodb_actions(statement: Statement) -> None:
+    for action in statement.actions:
+        assert action != "*"
+        assert action.lower() != "dynamodb:scan"
+        assert not (action.startswith("dynamodb:") and "*" in action), action
+
+
+@pytest.mark.parametrize("statement", FUNCTION_STATEMENTS, ids=statement_id)
+def test_function_statements_name_their_resources(statement: Statement) -> None:
+    assert statement.resources, statement.body
+    assert "*" not in statement.resources
+
+
+@pytest.mark.parametrize("statement", FUNCTION_STATEMENTS, ids=statement_id)
+def test_function_actions_are_never_service_wildcards(statement: Statement) -> None:
+    assert all(not action.endswith(":*") for action in statement.actions), statement.actions
+
+
+SECRET_STATEMENTS = [s for s in FUNCTION_STATEMENTS if any(a.startswith("secretsmanager:") for a in s.actions)]
+
+
+@pytest.mark.parametrize("statement", SECRET_STATEMENTS, ids=statement_id)
+def test_functions_read_only_the_platform_secrets(statement: Statement) -> None:
+    assert statement.actions == ["secretsmanager:GetSecretValue"]
+    assert all(resource in PLATFORM_SECRETS for resource in statement.resources), statement.resources
+
+
+def test_organization_function_cannot_read_the_key_pepper() -> None:
+    secrets = [
+        r
+        for s in statements(["OrganizationFunction"])
+        if "secretsmanager:GetSecretValue" in s.actions
+        for r in s.resources
+    ]
+
+    assert secrets == [{"Ref": "PageTokenSecret"}]
+
+
+def test_authorizer_may_only_query_the_credentials_index() -> None:
+    dynamodb = [s for s in statements(["AuthorizerFunction"]) if any(a.startswith("dynamodb:") for a in s.actions)]
+
+    assert [(s.actions, s.resources) for s in dynamodb] == [
+        (["dynamodb:Query"], [{"Fn::Sub": "${RecordsTable.Arn}/index/credentials"}])
+    ]
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_functions_touch_the_records_table_only_through_the_org_role_or_an_index(logical_id: str) -> None:
+    for statement in statements([logical_id]):
+        for resource in statement.resources:
+            if references(resource, "RecordsTable"):
+                assert "/index/" in str(resource), (statement_id(statement), resource)
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_each_function_has_its_own_encrypted_retained_log_group(logical_id: str) -> None:
+    properties = FUNCTIONS[logical_id]["Properties"]
+    group_id = properties["LoggingConfig"]["LogGroup"]["Ref"]
+    group = TEMPLATE.resources[group_id]["Properties"]
+
+    assert group["KmsKeyId"] == PLATFORM_KEY_ARN
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/" + properties["FunctionName"]["Fn::Sub"]}
+
+
+def test_no_two_functions_share_a_log_group() -> None:
+    groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS.values()]
+
+    assert len(groups) == len(set(groups))
+
+
+@pytest.mark.parametrize("logical_id", sorted(TEMPLATE.of_type("AWS::Logs::LogGroup")))
+def test_every_log_group_is_encrypted_and_expires(logical_id: str) -> None:
+    group = TEMPLATE.resources[logical_id]["Properties"]
+
+    assert group["KmsKeyId"] == PLATFORM_KEY_ARN
+    assert "RetentionInDays" in group
+
+
+def test_log_retention_is_at_least_a_year() -> None:
+    retention = TEMPLATE.document["Parameters"]["LogRetentionDays"]
+
+    assert min(retention["AllowedValues"]) >= 365
+
+
+# -- tables and keys --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_is_encrypted_with_the_platform_key(logical_id: str) -> None:
+    assert TABLES[logical_id]["Properties"]["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": PLATFORM_KEY_ARN,
+    }
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_has_point_in_time_recovery(logical_id: str) -> None:
+    recovery = TABLES[logical_id]["Properties"]["PointInTimeRecoverySpecification"]
+
+    assert recovery["PointInTimeRecoveryEnabled"] is True
+
+
+@pytest.mark.parametrize("logical_id", sorted(TABLES))
+def test_every_table_is_protected_from_deletion(logical_id: str) -> None:
+    table = TABLES[logical_id]
+
+    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_idempotency_records_expire_by_ttl() -> None:
+    ttl = TABLES["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+
+    assert ttl == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_platform_key_rotates() -> None:
+    assert TEMPLATE.resources["PlatformKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+@pytest.mark.parametrize("logical_id", sorted(TEMPLATE.of_type("AWS::SecretsManager::Secret")))
+def test_platform_secrets_are_generated_and_encrypted(logical_id: str) -> None:
+    properties = TEMPLATE.resources[logical_id]["Properties"]
+
+    assert properties["KmsKeyId"] == PLATFORM_KEY_ARN
+    assert "SecretString" not in properties
+    assert properties["GenerateSecretString"]["PasswordLength"] >= 32
+
+
+def test_api_never_logs_request_or_response_bodies() -> None:
+    settings = TEMPLATE.resources["SpectraApi"]["Properties"]["MethodSettings"]
+
+    assert all(setting["DataTraceEnabled"] is False for setting in settings)
