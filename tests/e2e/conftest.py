@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -71,8 +72,11 @@ class RunningRuntime:
         json_body: Any = None,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
     ) -> HttpResponse:
         all_headers = dict(headers or {})
+        if query:
+            path = f"{path}?{urllib.parse.urlencode(query, doseq=True)}"
         if key is not None:
             all_headers["X-Api-Key"] = key
         if json_body is not None:
