@@ -88,6 +88,22 @@ def materialize(template: Template, *, region: str, prefix: str = "spectra-local
         created = secretsmanager.create_secret(Name=f"{prefix}/{logical_id}", SecretString=str(value))
         resolver.refs[logical_id] = created["ARN"]
 
+    sqs = boto3.client("sqs", region_name=region)
+    queues = template.of_type("AWS::SQS::Queue")
+    for logical_id in queues:
+        url = sqs.create_queue(QueueName=f"{prefix}-{logical_id}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        resolver.refs[logical_id] = url
+        resolver.attributes[(logical_id, "Arn")] = arn
+        resolver.attributes[(logical_id, "QueueName")] = f"{prefix}-{logical_id}"
+    for logical_id, resource in queues.items():  # redrive once every queue exists
+        redrive = resource.get("Properties", {}).get("RedrivePolicy")
+        if redrive:
+            sqs.set_queue_attributes(
+                QueueUrl=resolver.refs[logical_id],
+                Attributes={"RedrivePolicy": json.dumps(resolver.resolve(redrive))},
+            )
+
     iam = boto3.client("iam", region_name=region)
     for logical_id, resource in template.of_type("AWS::IAM::Role").items():
         properties = resolver.resolve(resource["Properties"])

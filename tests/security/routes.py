@@ -67,6 +67,7 @@ class BodyIds:
     """Ids a request body may need (a metric of the org); unknown ids where no org is involved."""
 
     metric_id: str = UNKNOWN_METRIC_ID
+    thing_type_id: str = "tdefi_" + "0" * 32
 
 
 Body = Callable[[BodyIds], Any]
@@ -97,6 +98,22 @@ def _template_body(ids: BodyIds) -> dict[str, Any]:
             "mappings": [{"pointer": "/kwh", "metricId": ids.metric_id}],
         },
     }
+
+
+def _site_body(_ids: BodyIds) -> dict[str, Any]:
+    return {"siteName": "Plant", "address": "1 Harbour Rd", "latitude": 51.5, "longitude": -0.1}
+
+
+def _level_body(_ids: BodyIds) -> dict[str, Any]:
+    return {"levelType": "Building", "levelName": "Main building"}
+
+
+def _fleet_body(_ids: BodyIds) -> dict[str, Any]:
+    return {"fleetName": "Vans"}
+
+
+def _thing_body(ids: BodyIds) -> dict[str, Any]:
+    return {"thingName": "meter 1", "thingTypeId": ids.thing_type_id}
 
 
 def _deleted_first(path: str) -> Callable[[LocalStack, Org, dict[str, str]], None]:
@@ -147,6 +164,29 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("POST", "/v2/templates/{templateId}/test"): Sample(
         lambda _ids: {"payload": {"readings": [{"ts": 1_700_000_000, "kwh": 1.5}]}}
     ),
+    ("POST", "/v2/sites"): Sample(_site_body, 201),
+    ("GET", "/v2/sites"): Sample(),
+    ("GET", "/v2/sites/{siteId}"): Sample(),
+    ("PATCH", "/v2/sites/{siteId}"): Sample(lambda _ids: {"siteName": "Plant 2"}),
+    ("DELETE", "/v2/sites/{siteId}"): Sample(status=204),
+    ("POST", "/v2/sites/{siteId}/levels"): Sample(_level_body, 201),
+    ("GET", "/v2/sites/{siteId}/levels"): Sample(),
+    ("GET", "/v2/sites/{siteId}/levels/{levelId}"): Sample(),
+    ("PATCH", "/v2/sites/{siteId}/levels/{levelId}"): Sample(lambda _ids: {"levelName": "Annex"}),
+    ("DELETE", "/v2/sites/{siteId}/levels/{levelId}"): Sample(status=204),
+    ("POST", "/v2/fleets"): Sample(_fleet_body, 201),
+    ("GET", "/v2/fleets"): Sample(),
+    ("GET", "/v2/fleets/{fleetId}"): Sample(),
+    ("PATCH", "/v2/fleets/{fleetId}"): Sample(lambda _ids: {"fleetName": "Trucks"}),
+    ("DELETE", "/v2/fleets/{fleetId}"): Sample(status=204),
+    ("POST", "/v2/sites/{siteId}/things"): Sample(_thing_body, 201),
+    ("POST", "/v2/fleets/{fleetId}/things"): Sample(_thing_body, 201),
+    ("GET", "/v2/things"): Sample(),
+    ("GET", "/v2/sites/{siteId}/things"): Sample(),
+    ("GET", "/v2/fleets/{fleetId}/things"): Sample(),
+    ("GET", "/v2/things/{thingId}"): Sample(),
+    ("PATCH", "/v2/things/{thingId}"): Sample(lambda _ids: {"thingName": "meter 2"}),
+    ("DELETE", "/v2/things/{thingId}"): Sample(status=204),
 }
 
 
@@ -154,8 +194,10 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
 class PathResource:
     """How to make an org's resource for a path parameter, and where its owner reads it back."""
 
-    make: Callable[[LocalStack, Org], str]
-    read_path: Callable[[str], str]
+    make: Callable[[LocalStack, Org, dict[str, str]], str]
+    """Makes the resource; sees the ids made for earlier path parameters (a level needs its site)."""
+    read_path: Callable[[str, dict[str, str]], str]
+    """Where the owner reads it back (given its id and the other path ids)."""
 
 
 def created_id(stack: LocalStack, org: Org, path: str, body: Any, field: str) -> str:
@@ -178,24 +220,61 @@ def make_thing_type(stack: LocalStack, org: Org) -> dict[str, Any]:
 
 PATH_RESOURCES: dict[str, PathResource] = {
     "keyId": PathResource(
-        make=lambda stack, org: create_key(stack, org.admin_key, name="matrix target").key_id, read_path=key_path
+        make=lambda stack, org, _ids: create_key(stack, org.admin_key, name="matrix target").key_id,
+        read_path=lambda i, _ids: key_path(i),
     ),
-    "metricId": PathResource(make=make_metric, read_path=lambda i: f"/v2/definitions/metrics/{i}"),
+    "metricId": PathResource(
+        make=lambda stack, org, _ids: make_metric(stack, org), read_path=lambda i, _ids: f"/v2/definitions/metrics/{i}"
+    ),
     "thingTypeId": PathResource(
-        make=lambda stack, org: str(make_thing_type(stack, org)["thingTypeId"]),
-        read_path=lambda i: f"/v2/definitions/thing-types/{i}",
+        make=lambda stack, org, _ids: str(make_thing_type(stack, org)["thingTypeId"]),
+        read_path=lambda i, _ids: f"/v2/definitions/thing-types/{i}",
     ),
     "thingTypeDefId": PathResource(
-        make=lambda stack, org: str(make_thing_type(stack, org)["latestThingTypeDefId"]),
-        read_path=lambda i: f"/v2/definitions/thing-types/versions/{i}",
+        make=lambda stack, org, _ids: str(make_thing_type(stack, org)["latestThingTypeDefId"]),
+        read_path=lambda i, _ids: f"/v2/definitions/thing-types/versions/{i}",
     ),
     "templateId": PathResource(
-        make=lambda stack, org: created_id(
+        make=lambda stack, org, _ids: created_id(
             stack, org, "/v2/templates", _template_body(BodyIds(make_metric(stack, org))), "templateId"
         ),
-        read_path=lambda i: f"/v2/templates/{i}",
+        read_path=lambda i, _ids: f"/v2/templates/{i}",
+    ),
+    "siteId": PathResource(
+        make=lambda stack, org, _ids: make_site(stack, org), read_path=lambda i, _ids: f"/v2/sites/{i}"
+    ),
+    "levelId": PathResource(
+        make=lambda stack, org, ids: make_level(stack, org, ids["siteId"]),
+        read_path=lambda i, ids: f"/v2/sites/{ids['siteId']}/levels/{i}",
+    ),
+    "fleetId": PathResource(
+        make=lambda stack, org, _ids: make_fleet(stack, org), read_path=lambda i, _ids: f"/v2/fleets/{i}"
+    ),
+    "thingId": PathResource(
+        make=lambda stack, org, _ids: make_thing(stack, org), read_path=lambda i, _ids: f"/v2/things/{i}"
     ),
 }
+
+
+def make_site(stack: LocalStack, org: Org) -> str:
+    return created_id(stack, org, "/v2/sites", _site_body(BodyIds()), "siteId")
+
+
+def make_level(stack: LocalStack, org: Org, site_id: str) -> str:
+    return created_id(stack, org, f"/v2/sites/{site_id}/levels", _level_body(BodyIds()), "levelId")
+
+
+def make_fleet(stack: LocalStack, org: Org) -> str:
+    return created_id(stack, org, "/v2/fleets", _fleet_body(BodyIds()), "fleetId")
+
+
+def make_thing(stack: LocalStack, org: Org) -> str:
+    thing_type_id = str(make_thing_type(stack, org)["thingTypeId"])
+    site_id = make_site(stack, org)
+    return created_id(
+        stack, org, f"/v2/sites/{site_id}/things", {"thingName": "t", "thingTypeId": thing_type_id}, "thingId"
+    )
+
 
 # Well-formed ids that name nothing, for each kind of path parameter.
 UNKNOWN_IDS = {
@@ -221,9 +300,9 @@ def resource_path(route: RegisteredRoute, ids: dict[str, str]) -> str:
 
 def owned_resources(stack: LocalStack, org: Org, route: RegisteredRoute) -> dict[str, str]:
     """Ids of real resources of ``org`` for every path parameter of the route."""
-    ids = {}
+    ids: dict[str, str] = {}
     for parameter in route.parameters:
-        ids[parameter] = path_resource(parameter).make(stack, org)
+        ids[parameter] = path_resource(parameter).make(stack, org, ids)
     return ids
 
 
@@ -236,7 +315,7 @@ def path_resource(parameter: str) -> PathResource:
 
 def read_back(stack: LocalStack, org: Org, ids: dict[str, str]) -> list[Any]:
     """What the owner sees of every resource named in the path."""
-    return [stack.request("GET", path_resource(p).read_path(i), key=org.admin_key).json() for p, i in ids.items()]
+    return [stack.request("GET", path_resource(p).read_path(i, ids), key=org.admin_key).json() for p, i in ids.items()]
 
 
 def call(

@@ -21,6 +21,7 @@ from tests.security.routes import (
     RegisteredRoute,
     call,
     make_metric,
+    make_thing_type,
     owned_resources,
     read_back,
     sample,
@@ -71,7 +72,8 @@ def test_sample_request_succeeds_for_the_owner(stack: LocalStack, org: Org, rout
     if prepare is not None:
         prepare(stack, org, ids)
 
-    response = call(stack, route, org.admin_key, ids, BodyIds(make_metric(stack, org)))
+    body_ids = BodyIds(make_metric(stack, org), str(make_thing_type(stack, org)["thingTypeId"]))
+    response = call(stack, route, org.admin_key, ids, body_ids)
 
     assert response.status == sample(route).status, response.body
 

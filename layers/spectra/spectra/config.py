@@ -38,6 +38,7 @@ class Settings:
     usage_plan_ids: dict[str, str] = field(default_factory=dict)
     rest_api_id: str = ""
     max_body_bytes: int = 1_048_576
+    thing_events_queue_url: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +55,7 @@ class Settings:
             usage_plan_ids=json.loads(env.get("USAGE_PLAN_IDS", "{}") or "{}"),
             rest_api_id=env.get("REST_API_ID", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1048576")),
+            thing_events_queue_url=env.get("THING_EVENTS_QUEUE_URL", ""),
         )
 
 

@@ -14,6 +14,13 @@ from spectra.properties import PropertyDefinition
 MetricName = Annotated[str, Field(min_length=1, max_length=100)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=2000)]
+ThingTypeName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$",
+        description="Letters, digits, space, _ . - (it names the type in scopes: THING/{name}/…)",
+    ),
+]
 MetricId = Annotated[str, Field(pattern=r"^mdef_[0-9a-f]{32}$", description="A metric definition id (mdef_…)")]
 MAX_METRICS_PER_TYPE = 200
 MAX_PROPERTY_DEFINITIONS = 100
@@ -109,14 +116,14 @@ def _unique_metric_ids(values: list[str] | None) -> list[str] | None:
 class ThingTypeMetadata(RequestModel):
     """What a version's PUT may change: descriptive metadata only."""
 
-    displayName: DisplayName | None = None
+    displayName: ThingTypeName | None = None
     description: Description | None = None
     tags: Tags = Field(default_factory=list)
     modelMetadata: dict[str, Any] | None = Field(default=None, description="Free-form model information")
 
 
 class CreateThingTypeRequest(ThingTypeMetadata):
-    displayName: DisplayName
+    displayName: ThingTypeName
     metricIds: list[MetricId] = Field(default_factory=list, max_length=MAX_METRICS_PER_TYPE)
     propertyDefinitions: list[PropertyDefinition] = Field(default_factory=list, max_length=MAX_PROPERTY_DEFINITIONS)
 
@@ -126,7 +133,7 @@ class CreateThingTypeRequest(ThingTypeMetadata):
 class CreateThingTypeVersionRequest(ThingTypeMetadata):
     """A full snapshot; omitted ``propertyDefinitions`` inherit from the latest version, ``[]`` clears."""
 
-    displayName: DisplayName | None = None
+    displayName: ThingTypeName | None = None
     metricIds: list[MetricId] = Field(max_length=MAX_METRICS_PER_TYPE)
     propertyDefinitions: list[PropertyDefinition] | None = Field(default=None, max_length=MAX_PROPERTY_DEFINITIONS)
 

@@ -241,11 +241,28 @@ class OrgScopedTable:
         response = self._client(org).update_item(**operation, ReturnValues="ALL_NEW")
         return from_item(response["Attributes"])
 
-    def _transact(self, org: OrgContext, items: Sequence[Mapping[str, Any]], *, conflict: str) -> None:
-        """All of ``items`` or none; a failed condition is a 409 with ``conflict`` as detail."""
+    def _transact(
+        self,
+        org: OrgContext,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        conflict: str,
+        conflicts: Sequence[str | None] | None = None,
+    ) -> None:
+        """All of ``items`` or none; a failed condition is a 409.
+
+        Its detail is ``conflicts[i]`` for the first item ``i`` whose condition failed (when
+        given and not ``None``), else ``conflict``.
+        """
         try:
             self._client(org).transact_write_items(TransactItems=list(items))
         except ClientError as error:
-            if is_condition_failure(error):
-                raise Conflict(conflict) from error
-            raise
+            if not is_condition_failure(error):
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            for index, reason in enumerate(reasons):
+                if reason.get("Code") == "ConditionalCheckFailed" and conflicts and index < len(conflicts):
+                    if conflicts[index]:
+                        raise Conflict(str(conflicts[index])) from error
+                    break
+            raise Conflict(conflict) from error

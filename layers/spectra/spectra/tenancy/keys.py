@@ -117,3 +117,78 @@ def templates_partition(org: OrgContext) -> str:
 
 def template_key(org: OrgContext, template_id: str) -> Key:
     return {"pk": templates_partition(org), "sk": f"{TEMPLATE_SORT_PREFIX}{_guid(template_id, 'template id')}#"}
+
+
+# -- places and things -------------------------------------------------------------------------
+
+SITE_SORT_PREFIX = "SITE#"
+FLEET_SORT_PREFIX = "FLEET#"
+LEVEL_SORT_PREFIX = "LEVEL#"
+THING_SORT_PREFIX = "THING#"
+
+
+def sites_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}SITES#"
+
+
+def site_key(org: OrgContext, site_id: str) -> Key:
+    return {"pk": sites_partition(org), "sk": f"{SITE_SORT_PREFIX}{_guid(site_id, 'site id')}#"}
+
+
+def fleets_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}FLEETS#"
+
+
+def fleet_key(org: OrgContext, fleet_id: str) -> Key:
+    return {"pk": fleets_partition(org), "sk": f"{FLEET_SORT_PREFIX}{_guid(fleet_id, 'fleet id')}#"}
+
+
+def place_key(org: OrgContext, place_type: str, place_id: str) -> Key:
+    """A site or a fleet, by type (``Site``/``Fleet``)."""
+    if place_type == "Site":
+        return site_key(org, place_id)
+    if place_type == "Fleet":
+        return fleet_key(org, place_id)
+    raise MalformedId("place type must be Site or Fleet")
+
+
+def levels_partition(org: OrgContext, site_id: str) -> str:
+    """All levels of one site (the tree is read in one Query)."""
+    return f"{org_prefix(org)}SITE#{_guid(site_id, 'site id')}#LEVELS#"
+
+
+def level_key(org: OrgContext, site_id: str, level_id: str) -> Key:
+    return {"pk": levels_partition(org, site_id), "sk": f"{LEVEL_SORT_PREFIX}{_guid(level_id, 'level id')}#"}
+
+
+def things_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}THINGS#"
+
+
+def thing_key(org: OrgContext, thing_id: str) -> Key:
+    return {"pk": things_partition(org), "sk": f"{THING_SORT_PREFIX}{_guid(thing_id, 'thing id')}#"}
+
+
+def thing_index_attributes(org: OrgContext, thing_id: str, place_id: str, thing_type_id: str) -> Key:
+    """Index attributes that list a thing under its place (``gsi1``) and its type (``gsi2``)."""
+    sort_key = f"{THING_SORT_PREFIX}{_guid(thing_id, 'thing id')}#"
+    return {
+        "gsi1pk": place_things_partition(org, place_id),
+        "gsi1sk": sort_key,
+        "gsi2pk": type_things_partition(org, thing_type_id),
+        "gsi2sk": sort_key,
+    }
+
+
+def place_things_partition(org: OrgContext, place_id: str) -> str:
+    return f"{org_prefix(org)}PLACE#{_guid(place_id, 'place id')}#THINGS#"
+
+
+def type_things_partition(org: OrgContext, thing_type_id: str) -> str:
+    return f"{org_prefix(org)}THINGTYPE#{_prefixed(thing_type_id, 'tdefi')}#THINGS#"
+
+
+def manufacturer_id_guard_key(org: OrgContext, thing_type_id: str, manufacturer_id: str) -> Key:
+    """The guard that makes ``thingManufacturerId`` unique within a thing type (hashed, any text)."""
+    digest = hashlib.sha256(manufacturer_id.encode("utf-8")).hexdigest()
+    return {"pk": f"{org_prefix(org)}THINGTYPE#{_prefixed(thing_type_id, 'tdefi')}#MFR#{digest}#", "sk": "GUARD#"}
