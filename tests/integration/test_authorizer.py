@@ -358,8 +358,8 @@ def test_ip_denied_policy_is_an_explicit_deny_for_the_stage(stack: LocalStack, o
     ]
 
 
-def test_authorizer_context_names_org_key_type_scopes_and_plan(stack: LocalStack, org: Org) -> None:
-    key = create_key(stack, org.admin_key, scopes=[scope("read", "THING/Battery/#")])
+def test_authorizer_context_names_org_key_type_scopes_plan_and_limits(stack: LocalStack, org: Org) -> None:
+    key = create_key(stack, org.admin_key, scopes=[scope("read", "THING/Battery/#")], allowed_ip_cidrs=["127.0.0.0/8"])
 
     output = authorize(stack, key.secret)
 
@@ -370,6 +370,8 @@ def test_authorizer_context_names_org_key_type_scopes_and_plan(stack: LocalStack
         "keyType": "external",
         "scopes": json.dumps([scope("read", "THING/Battery/#")], separators=(",", ":")),
         "plan": "standard",
+        "allowedIpCidrs": '["127.0.0.0/8"]',
+        "expiresAt": "",
     }
 
 

@@ -141,7 +141,7 @@ def test_functions_read_only_the_platform_secrets(statement: Statement) -> None:
     assert all(resource in PLATFORM_SECRETS for resource in statement.resources), statement.resources
 
 
-def test_organization_function_cannot_read_the_key_pepper() -> None:
+def test_organization_function_reads_no_secret() -> None:
     secrets = [
         r
         for s in statements(["OrganizationFunction"])
@@ -149,7 +149,20 @@ def test_organization_function_cannot_read_the_key_pepper() -> None:
         for r in s.resources
     ]
 
-    assert secrets == [{"Ref": "PageTokenSecret"}]
+    assert secrets == []
+
+
+def test_traces_never_capture_responses(template: Template) -> None:
+    environment = template.document["Globals"]["Function"]["Environment"]["Variables"]
+    assert environment["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+
+
+def test_only_stack_roles_and_the_operator_role_may_assume_the_org_role(template: Template) -> None:
+    trust = template.resources["OrgDataAccessRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    for statement in trust:
+        principals = statement["Condition"]["ArnLike"]["aws:PrincipalArn"]
+        assert len(principals) == 2
+        assert statement["Condition"]["StringLike"]["aws:RequestTag/org"] == "?*"
 
 
 def test_authorizer_may_only_query_the_credentials_index() -> None:

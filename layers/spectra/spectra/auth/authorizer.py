@@ -138,6 +138,9 @@ class KeyAuthorizer:
                 "keyType": record["type"],
                 "scopes": json.dumps(record.get("scopes", []), separators=(",", ":")),
                 "plan": record.get("plan", "standard"),
+                # The key's own limits travel with it, so it cannot mint or widen a key beyond them.
+                "allowedIpCidrs": json.dumps(record.get("allowedIpCidrs") or [], separators=(",", ":")),
+                "expiresAt": str(record.get("expiresAt") or ""),
             },
             usage_identifier_key=record.get("usageIdentifierKey"),
         )

@@ -48,3 +48,22 @@ def ip_allowed(source_ip: str | None, allowed_cidrs: Iterable[str]) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address.version == network.version and address in network for network in networks)
+
+
+def cidrs_within(inner: Iterable[str], outer: Iterable[str]) -> list[str]:
+    """The entries of ``inner`` not inside any block of ``outer`` (an empty ``outer`` allows all).
+
+    An empty ``inner`` means "any address", which only an unrestricted ``outer`` contains.
+    """
+    bounds = [ipaddress.ip_network(cidr, strict=False) for cidr in outer]
+    if not bounds:
+        return []
+    wanted = list(inner)
+    if not wanted:
+        return ["any address"]
+    outside = []
+    for cidr in wanted:
+        network = ipaddress.ip_network(cidr, strict=False)
+        if not any(network.version == b.version and network.subnet_of(b) for b in bounds):  # type: ignore[arg-type]
+            outside.append(cidr)
+    return outside

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from spectra.auth.credentials import ApiKeyCredential, KeyType, hash_credential
+from spectra.auth.network import cidrs_within
 from spectra.auth.scopes import Action, Scope, scopes_contain
-from spectra.errors import Conflict, NotFound, ScopeDenied, ValidationFailed
+from spectra.errors import Conflict, FieldError, NotFound, ScopeDenied, ValidationFailed
 from spectra.http.responses import PageRequest
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.api_keys import (
@@ -167,6 +168,7 @@ class ApiKeyService:
         scopes = [scope.to_scope() for scope in request.scopes]
         self._check_grant(org, request.type, scopes)
         expires_at = self._future(request.expiresAt, now)
+        self._check_limits(org, request.allowedIpCidrs, expires_at)
         profile = self._organizations.get(org)
         if profile is None:
             raise NotFound("No such organization.")
@@ -208,6 +210,13 @@ class ApiKeyService:
                 removals.append("expiresAt")
             else:
                 changes["expiresAt"] = to_iso(self._future(request.expiresAt, now) or now)
+        if "expiresAt" in removals:
+            resulting_expiry = None
+        elif "expiresAt" in changes:
+            resulting_expiry = from_iso(str(changes["expiresAt"]))
+        else:
+            resulting_expiry = from_iso(str(record["expiresAt"])) if record.get("expiresAt") else None
+        self._check_limits(org, changes.get("allowedIpCidrs", record.get("allowedIpCidrs") or []), resulting_expiry)
         if not changes and not removals:
             return to_view(record, now)
         changes.update({"updatedAt": to_iso(now), "updatedBy": org.actor})
@@ -278,6 +287,13 @@ class ApiKeyService:
             raise ScopeDenied("Only admin keys can manage admin keys.")
         if scopes_contain(org.scopes, record_scopes(record)):
             raise ScopeDenied("This key's scopes do not cover the key it tries to manage.")
+        expiry = record.get("expiresAt")
+        try:
+            self._check_limits(org, record.get("allowedIpCidrs") or [], from_iso(str(expiry)) if expiry else None)
+        except ValidationFailed as failed:
+            raise ScopeDenied(
+                "This key's network or expiry limits do not cover the key it tries to manage."
+            ) from failed
         return record
 
     @staticmethod
@@ -293,6 +309,22 @@ class ApiKeyService:
         if beyond:
             shown = ", ".join(f"{s.action.value}:{str(s.resource_filter) or '*'}" for s in beyond)
             raise ScopeDenied(f"A key cannot grant more than it holds; not within this key's scopes: {shown}.")
+
+    @staticmethod
+    def _check_limits(org: OrgContext, cidrs: list[str], expires_at: datetime | None) -> None:
+        """A key never grants more than its creator has: no wider networks, no later expiry."""
+        problems = []
+        outside = cidrs_within(cidrs, org.allowed_ip_cidrs)
+        if outside:
+            problems.append(
+                FieldError(
+                    "allowedIpCidrs", f"must lie within the calling key's allowed networks: {', '.join(outside)}"
+                )
+            )
+        if org.expires_at and (expires_at is None or expires_at > from_iso(org.expires_at)):
+            problems.append(FieldError("expiresAt", f"must be on or before the calling key's expiry {org.expires_at}"))
+        if problems:
+            raise ValidationFailed(problems)
 
     @staticmethod
     def _future(moment: datetime | None, now: datetime) -> datetime | None:

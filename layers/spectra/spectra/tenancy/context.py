@@ -24,6 +24,8 @@ class OrgContext:
     plan: str = "standard"
     request_id: str = ""
     source_ip: str = ""
+    allowed_ip_cidrs: tuple[str, ...] = ()
+    expires_at: str | None = None
     extras: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +54,8 @@ class OrgContext:
                 plan=str(authorizer.get("plan") or "standard"),
                 request_id=request_id,
                 source_ip=source_ip,
+                allowed_ip_cidrs=tuple(str(c) for c in json.loads(str(authorizer.get("allowedIpCidrs") or "[]"))),
+                expires_at=str(authorizer.get("expiresAt") or "") or None,
             )
         except (KeyError, TypeError, ValueError) as error:
             raise Unauthorized("The request was not authorized.") from error
