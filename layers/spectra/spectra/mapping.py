@@ -21,6 +21,8 @@ from spectra.metric_values import DataType, UncoercibleValue, coerce
 
 _MISSING = object()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_EPOCH_MILLIS = 0
+MAX_EPOCH_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def pointer_problem(text: str) -> str | None:
@@ -61,7 +63,10 @@ def timestamp_millis(value: Any, timestamp_format: str) -> int:
     except UncoercibleValue as error:
         unit = "seconds" if timestamp_format == "epochSeconds" else "milliseconds"
         raise InvalidTimestamp(f"expected epoch {unit}") from error
-    return round(number * 1000) if timestamp_format == "epochSeconds" else int(number)
+    millis = number * 1000 if timestamp_format == "epochSeconds" else number
+    if not MIN_EPOCH_MILLIS <= millis <= MAX_EPOCH_MILLIS:
+        raise InvalidTimestamp("timestamp is outside the years 1970-9999")
+    return round(float(millis))
 
 
 @dataclass(frozen=True)

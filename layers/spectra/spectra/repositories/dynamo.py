@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from spectra.errors import Conflict
+from spectra.errors import Conflict, SpectraError
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
@@ -54,6 +55,26 @@ def to_values(data: Mapping[str, Any]) -> dict[str, Any]:
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """DynamoDB attribute values to plain Python values (numbers as int or float)."""
     return {k: _from_dynamo_value(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+class ServiceBusy(SpectraError):
+    """The store throttled us past our retries: 503, safe to retry."""
+
+    status = 503
+    code = "service_unavailable"
+    title = "Service Unavailable"
+
+
+TRANSACTION_ATTEMPTS = 4
+BATCH_GET_ATTEMPTS = 8
+
+
+def _only_transaction_conflicts(error: ClientError) -> bool:
+    """A cancelled transaction whose only reason is a concurrent transaction on the same items."""
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {r.get("Code") for r in error.response.get("CancellationReasons") or []} - {"None", None}
+    return codes == {"TransactionConflict"}
 
 
 def is_condition_failure(error: ClientError) -> bool:
@@ -206,14 +227,15 @@ class OrgScopedTable:
             request: dict[str, Any] = {
                 self._table: {"Keys": [to_item(k) for k in unique[start : start + 100]], "ConsistentRead": True}
             }
-            attempt = 0
-            while request:
+            for attempt in range(BATCH_GET_ATTEMPTS):
                 response = self._client(org).batch_get_item(RequestItems=request)
                 found.extend(from_item(item) for item in response.get("Responses", {}).get(self._table, []))
                 request = response.get("UnprocessedKeys") or {}
-                attempt += 1
-                if request:
-                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise ServiceBusy("DynamoDB kept back part of a batch read; retry the request.")
         return found
 
     def _page(
@@ -254,15 +276,27 @@ class OrgScopedTable:
         Its detail is ``conflicts[i]`` for the first item ``i`` whose condition failed (when
         given and not ``None``), else ``conflict``.
         """
-        try:
-            self._client(org).transact_write_items(TransactItems=list(items))
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            for index, reason in enumerate(reasons):
-                if reason.get("Code") == "ConditionalCheckFailed" and conflicts and index < len(conflicts):
-                    if conflicts[index]:
-                        raise Conflict(str(conflicts[index])) from error
-                    break
-            raise Conflict(conflict) from error
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                self._client(org).transact_write_items(TransactItems=list(items))
+                return
+            except ClientError as error:
+                if _only_transaction_conflicts(error) and attempt + 1 < TRANSACTION_ATTEMPTS:
+                    # Another transaction held one of the items: not a failed condition, try again.
+                    time.sleep(random.uniform(0.02, 0.1) * 2**attempt)  # noqa: S311 - jitter, not crypto
+                    continue
+                self._raise_conflict(error, conflict, conflicts)
+
+    @staticmethod
+    def _raise_conflict(error: ClientError, conflict: str, conflicts: Sequence[str | None] | None) -> None:
+        if _only_transaction_conflicts(error):
+            raise Conflict("The records changed at the same time; retry the request.") from error
+        if not is_condition_failure(error):
+            raise error
+        reasons = error.response.get("CancellationReasons") or []
+        for index, reason in enumerate(reasons):
+            if reason.get("Code") == "ConditionalCheckFailed" and conflicts and index < len(conflicts):
+                if conflicts[index]:
+                    raise Conflict(str(conflicts[index])) from error
+                break
+        raise Conflict(conflict) from error

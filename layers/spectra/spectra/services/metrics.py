@@ -97,9 +97,11 @@ class MetricService:
         problems = _type_problems(request.dataType, request.defaultAggregation, request.enumValues)
         if problems:
             raise ValidationFailed(problems)
+        metric_id = new_prefixed_id("mdef")
+        org.require(Action.WRITE, metric_path(metric_id))
         record = {
             "entity": "MetricDefinition",
-            "metricId": new_prefixed_id("mdef"),
+            "metricId": metric_id,
             **request.model_dump(mode="json"),
             **lifecycle.new_record_fields(org, self._clock()),
         }
@@ -214,10 +216,13 @@ class MetricService:
             raise NotFound("No such metric definition.")
         return to_metric(restored)
 
-    def usable(self, org: OrgContext, metric_ids: Sequence[str], field: str) -> dict[str, dict[str, Any]]:
-        """The metrics, if every one exists in the org and is active; else 400 listing each problem."""
+    def usable(
+        self, org: OrgContext, metric_ids: Sequence[str], field: str, problems: list[FieldError] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The metrics, if every one exists in the org and is active; else 400 listing each problem
+        (together with ``problems`` already found by the caller)."""
         found = self._metrics.many(org, metric_ids)
-        problems = []
+        problems = list(problems or [])
         for index, metric_id in enumerate(metric_ids):
             record = found.get(metric_id)
             if record is None:

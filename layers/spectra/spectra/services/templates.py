@@ -64,9 +64,11 @@ class TemplateService:
 
     def create(self, org: OrgContext, request: CreateTemplateRequest) -> Template:
         self._check_spec(org, request.spec)
+        template_id = new_guid()
+        org.require(Action.WRITE, template_path(template_id))
         record = {
             "entity": "Template",
-            "templateId": new_guid(),
+            "templateId": template_id,
             **request.model_dump(mode="json"),
             "revision": 1,
             **lifecycle.new_record_fields(org, self._clock()),

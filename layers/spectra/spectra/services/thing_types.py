@@ -47,10 +47,9 @@ def version_paths(version: Mapping[str, Any]) -> tuple[str, str]:
     return (f"DEFINITION/ThingTypeVersion/{version['thingTypeDefId']}", thing_type_path(str(version["thingTypeId"])))
 
 
-def _definitions(definitions: list[PropertyDefinition]) -> list[dict[str, Any]]:
-    problems = unique_property_names(definitions)
-    if problems:
-        raise ValidationFailed(problems)
+def _definitions(definitions: list[PropertyDefinition], problems: list[FieldError]) -> list[dict[str, Any]]:
+    """The definitions as stored; duplicate names are added to ``problems``."""
+    problems += unique_property_names(definitions)
     return [d.model_dump(mode="json", exclude_none=True) for d in definitions]
 
 
@@ -71,10 +70,12 @@ class ThingTypeService:
     # -- thing types ------------------------------------------------------------------------
 
     def create(self, org: OrgContext, request: CreateThingTypeRequest) -> ThingType:
-        definitions = _definitions(request.propertyDefinitions)
-        self._metrics.usable(org, request.metricIds, "metricIds")
+        problems: list[FieldError] = []
+        definitions = _definitions(request.propertyDefinitions, problems)
+        self._metrics.usable(org, request.metricIds, "metricIds", problems)
         now = self._clock()
         thing_type_id, def_id = new_prefixed_id("tdefi"), new_prefixed_id("tdef")
+        org.require(Action.WRITE, thing_type_path(thing_type_id))
         version = {
             "entity": "ThingTypeVersion",
             "thingTypeDefId": def_id,
@@ -164,12 +165,13 @@ class ThingTypeService:
         latest = self._types.get_version(org, str(index["latestThingTypeDefId"]))
         if latest is None:
             raise NotFound("No such thing type.")
+        problems: list[FieldError] = []
         definitions = (
             latest.get("propertyDefinitions", [])
             if request.propertyDefinitions is None
-            else _definitions(request.propertyDefinitions)
+            else _definitions(request.propertyDefinitions, problems)
         )
-        self._metrics.usable(org, request.metricIds, "metricIds")
+        self._metrics.usable(org, request.metricIds, "metricIds", problems)
         now = self._clock()
         number = int(index["latestVersionNumber"]) + 1
         def_id = new_prefixed_id("tdef")
@@ -221,9 +223,10 @@ class ThingTypeService:
         problems = []
         if request.metricIds is not None and list(request.metricIds) != list(version["metricIds"]):
             problems.append(FieldError("metricIds", "a version's metrics cannot change; create a new version"))
-        if request.propertyDefinitions is not None and _definitions(request.propertyDefinitions) != version.get(
-            "propertyDefinitions", []
-        ):
+        sent_definitions = (
+            _definitions(request.propertyDefinitions, problems) if request.propertyDefinitions is not None else None
+        )
+        if sent_definitions is not None and sent_definitions != version.get("propertyDefinitions", []):
             problems.append(
                 FieldError(
                     "propertyDefinitions", "a version's property definitions cannot change; create a new version"
