@@ -284,14 +284,28 @@ def test_new_version_inherits_omitted_property_definitions_and_empty_clears_them
     assert snapshots == {case: expected for case, (_, expected) in cases.items()}
 
 
-def test_new_version_inherits_an_omitted_display_name(stack: LocalStack, org: Org) -> None:
+def test_new_version_keeps_the_types_name(stack: LocalStack, org: Org) -> None:
     index = make_thing_type(stack, org.admin_key, display_name="Meter")
 
     inherited = make_version(stack, org.admin_key, index["thingTypeId"], {"metricIds": []})
-    renamed = make_version(stack, org.admin_key, index["thingTypeId"], {"metricIds": [], "displayName": "Meter II"})
+    repeated = make_version(stack, org.admin_key, index["thingTypeId"], {"metricIds": [], "displayName": "Meter"})
 
-    assert (inherited["displayName"], renamed["displayName"]) == ("Meter", "Meter II")
-    assert index_of(stack, org.admin_key, index["thingTypeId"])["displayName"] == "Meter II"
+    assert (inherited["displayName"], repeated["displayName"]) == ("Meter", "Meter")
+
+
+def test_a_thing_types_name_cannot_change(stack: LocalStack, org: Org) -> None:
+    """The name is the type's segment in scopes (THING/{name}/…): renaming would move things."""
+    index = make_thing_type(stack, org.admin_key, display_name="Meter")
+    version_path_ = thing_type_path(index["thingTypeId"], "versions")
+
+    by_version = stack.request(
+        "POST", version_path_, key=org.admin_key, json_body={"metricIds": [], "displayName": "X"}
+    )
+    by_put = put_version(stack, org.admin_key, index["latestThingTypeDefId"], {"displayName": "X"})
+
+    assert error_fields(by_version) == ["displayName"]
+    assert error_fields(by_put) == ["displayName"]
+    assert index_of(stack, org.admin_key, index["thingTypeId"])["displayName"] == "Meter"
 
 
 def test_earlier_versions_are_unchanged_by_a_new_one(stack: LocalStack, org: Org) -> None:
@@ -393,7 +407,7 @@ def test_unknown_malformed_and_foreign_versions_are_404(stack: LocalStack, org: 
 def test_put_version_changes_its_metadata(stack: LocalStack, org: Org) -> None:
     metric_ids = make_metrics(stack, org.admin_key, 1)
     index = make_thing_type(stack, org.admin_key, metric_ids, [SERIAL], description="old", tags=["a"])
-    change = {"displayName": "Meter v1", "description": "new", "tags": ["b"], "modelMetadata": {"rev": 2}}
+    change = {"description": "new", "tags": ["b"], "modelMetadata": {"rev": 2}}
 
     response = put_version(stack, org.admin_key, index["latestThingTypeDefId"], change)
 
@@ -404,21 +418,6 @@ def test_put_version_changes_its_metadata(stack: LocalStack, org: Org) -> None:
     assert version_of(stack, org.admin_key, index["latestThingTypeDefId"]) == updated
 
 
-def test_put_latest_version_renames_the_type_but_an_older_one_does_not(stack: LocalStack, org: Org) -> None:
-    index = make_thing_type(stack, org.admin_key, display_name="Meter")
-    v1 = index["latestThingTypeDefId"]
-
-    put_version(stack, org.admin_key, v1, {"displayName": "Meter latest"})
-    renamed = index_of(stack, org.admin_key, index["thingTypeId"])["displayName"]
-    make_version(stack, org.admin_key, index["thingTypeId"], {"metricIds": []})
-    put_version(stack, org.admin_key, v1, {"displayName": "Meter old"})
-
-    assert (renamed, index_of(stack, org.admin_key, index["thingTypeId"])["displayName"]) == (
-        "Meter latest",
-        "Meter latest",
-    )
-
-
 def test_put_version_may_repeat_its_metrics_and_properties_unchanged(stack: LocalStack, org: Org) -> None:
     metric_ids = make_metrics(stack, org.admin_key, 2)
     index = make_thing_type(stack, org.admin_key, metric_ids, [SERIAL])
@@ -427,7 +426,7 @@ def test_put_version_may_repeat_its_metrics_and_properties_unchanged(stack: Loca
         stack,
         org.admin_key,
         index["latestThingTypeDefId"],
-        {"displayName": "Same", "metricIds": metric_ids, "propertyDefinitions": [SERIAL]},
+        {"displayName": index["displayName"], "metricIds": metric_ids, "propertyDefinitions": [SERIAL]},
     )
 
     assert response.status == 200

@@ -86,7 +86,9 @@ def idempotency_middleware(
 
     org: OrgContext = app.context["org"]
     request = {
-        "scope": f"{org.org_id}|{event.http_method} {event.path}|{client_key}",
+        # Per org (API.md) and per calling key: another key never receives a response that the
+        # service's own checks for it never produced.
+        "scope": f"{org.org_id}|{org.key_id}|{event.http_method} {event.path}|{client_key}",
         "payload": hashlib.sha256((event.decoded_body or "").encode("utf-8")).hexdigest(),
     }
     config = _config()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from spectra.errors import NotFound
 from spectra.identifiers import MalformedId
 from spectra.repositories.dynamo import OrgScopedTable, QueryPage, to_item, update_operation
 from spectra.tenancy import keys
@@ -27,39 +28,80 @@ def guarded_update(
     set_fields: Mapping[str, Any],
     seen_updated_at: str,
     remove_fields: Sequence[str] = (),
+    *,
+    tree_version: int | None = None,
 ) -> dict[str, Any]:
-    """A transaction item changing an item unless it changed since ``seen_updated_at``."""
+    """A transaction item changing an item unless it changed since ``seen_updated_at`` (and, for
+    a site's level rules, unless its tree changed since ``tree_version``)."""
+    condition = "attribute_exists(pk) AND updatedAt = :seen"
+    values: dict[str, Any] = {":seen": seen_updated_at}
+    if tree_version is not None:
+        condition += " AND (attribute_not_exists(treeVersion) OR treeVersion = :tree)"
+        values[":tree"] = tree_version
     return {
         "Update": update_operation(
             table,
             key,
             set_fields=set_fields,
             remove_fields=remove_fields,
-            condition="attribute_exists(pk) AND updatedAt = :seen",
-            condition_values={":seen": seen_updated_at},
+            condition=condition,
+            condition_values=values,
         )
     }
 
 
-def delete_existing(table: str, key: Mapping[str, str]) -> dict[str, Any]:
-    return {"Delete": {"TableName": table, "Key": to_item(key), "ConditionExpression": "attribute_exists(pk)"}}
+def site_tree_change(
+    table: str, key: Mapping[str, str], seen_tree_version: int, counts: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Serialise changes to a site's level tree (and its level-type rules): each bumps the site's
+    ``treeVersion`` only if nobody else did since it was read, so two moves can never build a
+    cycle together and a level is never added under rules that just changed."""
+    return {
+        "Update": update_operation(
+            table,
+            key,
+            add={**(counts or {}), "treeVersion": 1},
+            condition="attribute_exists(pk) AND (attribute_not_exists(treeVersion) OR treeVersion = :seen)",
+            condition_values={":seen": seen_tree_version},
+        )
+    }
+
+
+def delete_unchanged(table: str, key: Mapping[str, str], seen_updated_at: str) -> dict[str, Any]:
+    """Delete an item only if it did not change since it was read (its counters stay exact)."""
+    return {
+        "Delete": {
+            "TableName": table,
+            "Key": to_item(key),
+            "ConditionExpression": "attribute_exists(pk) AND updatedAt = :seen",
+            "ExpressionAttributeValues": to_item({":seen": seen_updated_at}),
+        }
+    }
 
 
 def put_new(table: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return {"Put": {"TableName": table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}}
 
 
-def delete_when_empty(table: str, key: Mapping[str, str], counters: Sequence[str]) -> dict[str, Any]:
-    """Delete an item only while every counter in ``counters`` is zero (or was never set)."""
+def delete_when_empty(
+    table: str, key: Mapping[str, str], counters: Sequence[str], *, seen_updated_at: str | None = None
+) -> dict[str, Any]:
+    """Delete an item only while every counter in ``counters`` is zero (or was never set), and,
+    with ``seen_updated_at``, only if it did not change since it was read (e.g. moved)."""
     names = {f"#c{i}": counter for i, counter in enumerate(counters)}
     empty = " AND ".join(f"(attribute_not_exists(#c{i}) OR #c{i} = :zero)" for i in range(len(counters)))
+    values: dict[str, Any] = {":zero": 0}
+    condition = f"attribute_exists(pk) AND {empty}"
+    if seen_updated_at is not None:
+        condition += " AND updatedAt = :seen"
+        values[":seen"] = seen_updated_at
     return {
         "Delete": {
             "TableName": table,
             "Key": to_item(key),
-            "ConditionExpression": f"attribute_exists(pk) AND {empty}",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item({":zero": 0}),
+            "ExpressionAttributeValues": to_item(values),
         }
     }
 
@@ -149,7 +191,7 @@ class PlaceRepository(OrgScopedTable):
         self._transact(org, [guarded_update(self._table, key, set_fields, seen_updated_at)], conflict=CONCURRENT_CHANGE)
         updated = self._get(org, key)
         if updated is None:
-            raise MalformedId("the item disappeared")
+            raise NotFound("It was deleted meanwhile.")
         return updated
 
     def _safe_get(self, org: OrgContext, key: Callable[[], keys.Key]) -> dict[str, Any] | None:

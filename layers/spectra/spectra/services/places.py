@@ -38,7 +38,14 @@ from spectra.models.places import (
     UpdateSiteRequest,
 )
 from spectra.pagination import PageTokens
-from spectra.repositories.places import PlaceRepository, counter_change, delete_when_empty, put_new
+from spectra.repositories.places import (
+    PlaceRepository,
+    counter_change,
+    delete_when_empty,
+    guarded_update,
+    put_new,
+    site_tree_change,
+)
 from spectra.services.listing import list_page
 from spectra.services.metrics import MetricService
 from spectra.tenancy import keys
@@ -65,6 +72,8 @@ def touched(org: OrgContext, now: datetime) -> dict[str, str]:
 
 
 def _blocked(kind: str, counts: Mapping[str, int]) -> Conflict:
+    if not any(counts.values()):
+        return Conflict(f"The {kind} changed at the same time; fetch it again and retry.")
     parts = [f"{count} {name}" for name, count in counts.items() if count]
     what = " and ".join(parts) or "dependents"
     return Conflict(
@@ -140,16 +149,23 @@ class PlaceService:
                 raise ValidationFailed.single(required, "cannot be null")
         if request.preferredDisplayMetrics is not None:
             self._metrics.usable(org, request.preferredDisplayMetrics, "preferredDisplayMetrics")
+        tree_version = None
         if request.levelTypes is not None:
             rules = [r.model_dump() for r in request.levelTypes]
             self._check_levels_fit(org, site_id, rules)
             changes["levelTypes"] = rules
-        updated = self._places.update(
-            org,
+            tree_version = int(site.get("treeVersion", 0))
+        change = guarded_update(
+            self._places.table,
             keys.site_key(org, site_id),
-            set_fields={**changes, **touched(org, self._clock())},
-            seen_updated_at=str(site["updatedAt"]),
+            {**changes, **touched(org, self._clock())},
+            str(site["updatedAt"]),
+            tree_version=tree_version,
         )
+        self._places.write(org, [change])
+        updated = self._places.get_site(org, site_id)
+        if updated is None:
+            raise NotFound("No such site.")
         return Site.model_validate(updated)
 
     def delete_site(self, org: OrgContext, site_id: str) -> None:
@@ -188,17 +204,15 @@ class PlaceService:
             "thingCount": 0,
             **stamps(org, self._clock()),
         }
+        table = self._places.table
         items = [
-            put_new(self._places.table, {**record, **keys.level_key(org, site_id, level_id)}),
-            counter_change(self._places.table, keys.site_key(org, site_id), {"levelCount": 1}),
+            put_new(table, {**record, **keys.level_key(org, site_id, level_id)}),
+            site_tree_change(table, keys.site_key(org, site_id), int(site.get("treeVersion", 0)), {"levelCount": 1}),
         ]
         if parent is not None:
-            items.append(
-                counter_change(self._places.table, keys.level_key(org, site_id, parent["levelId"]), {"childCount": 1})
-            )
-        self._places.write(
-            org, items, conflicts=[None, "The site was deleted meanwhile.", "The parent level was deleted meanwhile."]
-        )
+            items.append(self._children(org, site_id, parent["levelId"], 1))
+        gone = ["The site or its levels changed meanwhile; retry.", "The parent level was deleted meanwhile."]
+        self._places.write(org, items, conflicts=[None, *gone])
         return Level.model_validate(record)
 
     def level_tree(self, org: OrgContext, site_id: str) -> LevelTree:
@@ -237,6 +251,8 @@ class PlaceService:
         moving = "parentLevelId" in sent and request.parentLevelId != level.get("parentLevelId")
         if moving:
             site = self.get_site(org, site_id, Action.WRITE)
+            tree_version = int(site.get("treeVersion", 0))
+            items.append(site_tree_change(self._places.table, keys.site_key(org, site_id), tree_version))
             rules = {r["levelType"]: r for r in site["levelTypes"]}
             parent = self._parent(org, site_id, request.parentLevelId, problems)
             if parent is not None and self._would_cycle(org, site_id, level_id, parent):
@@ -245,54 +261,32 @@ class PlaceService:
                 problems += self._placement_problems(rules[level["levelType"]], parent)
             changes["parentLevelId"] = request.parentLevelId
             if level.get("parentLevelId"):
-                items.append(
-                    counter_change(
-                        self._places.table, keys.level_key(org, site_id, level["parentLevelId"]), {"childCount": -1}
-                    )
-                )
+                items.append(self._children(org, site_id, level["parentLevelId"], -1))
             if parent is not None:
-                items.append(
-                    counter_change(
-                        self._places.table, keys.level_key(org, site_id, parent["levelId"]), {"childCount": 1}
-                    )
-                )
+                items.append(self._children(org, site_id, parent["levelId"], 1))
         if problems:
             raise ValidationFailed(problems)
         key = keys.level_key(org, site_id, level_id)
-        update = self._places.update if not items else None
-        if update is not None:
-            return Level.model_validate(
-                update(org, key, set_fields={**changes, **touched(org, now)}, seen_updated_at=str(level["updatedAt"]))
-            )
-        from spectra.repositories.dynamo import update_operation
-
-        guarded = {
-            "Update": update_operation(
-                self._places.table,
-                key,
-                set_fields={**changes, **touched(org, now)},
-                condition="attribute_exists(pk) AND updatedAt = :seen",
-                condition_values={":seen": str(level["updatedAt"])},
-            )
-        }
-        self._places.write(org, [guarded, *items])
-        moved = self._places.get_level(org, site_id, level_id)
-        if moved is None:
+        change = guarded_update(self._places.table, key, {**changes, **touched(org, now)}, str(level["updatedAt"]))
+        self._places.write(org, [change, *items])
+        updated = self._places.get_level(org, site_id, level_id)
+        if updated is None:
             raise NotFound("No such level in this site.")
-        return Level.model_validate(moved)
+        return Level.model_validate(updated)
 
     def delete_level(self, org: OrgContext, site_id: str, level_id: str) -> None:
         level = self.get_level(org, site_id, level_id, Action.WRITE)
         items = [
-            delete_when_empty(self._places.table, keys.level_key(org, site_id, level_id), ["childCount", "thingCount"]),
+            delete_when_empty(
+                self._places.table,
+                keys.level_key(org, site_id, level_id),
+                ["childCount", "thingCount"],
+                seen_updated_at=str(level["updatedAt"]),
+            ),
             counter_change(self._places.table, keys.site_key(org, site_id), {"levelCount": -1}),
         ]
         if level.get("parentLevelId"):
-            items.append(
-                counter_change(
-                    self._places.table, keys.level_key(org, site_id, level["parentLevelId"]), {"childCount": -1}
-                )
-            )
+            items.append(self._children(org, site_id, level["parentLevelId"], -1))
         try:
             self._places.write(org, items)
         except Conflict:

@@ -47,6 +47,15 @@ def version_paths(version: Mapping[str, Any]) -> tuple[str, str]:
     return (f"DEFINITION/ThingTypeVersion/{version['thingTypeDefId']}", thing_type_path(str(version["thingTypeId"])))
 
 
+def _fixed_name(record: Mapping[str, Any], requested: str | None) -> list[FieldError]:
+    """A thing type's name is fixed: it names the type in scopes (``THING/{name}/…``), so a
+    rename would silently move its things in or out of keys' reach."""
+    if requested is not None and requested != record["displayName"]:
+        message = f"a thing type's name cannot change (it is {record['displayName']!r}; scopes use it)"
+        return [FieldError("displayName", message)]
+    return []
+
+
 def _definitions(definitions: list[PropertyDefinition], problems: list[FieldError]) -> list[dict[str, Any]]:
     """The definitions as stored; duplicate names are added to ``problems``."""
     problems += unique_property_names(definitions)
@@ -165,7 +174,7 @@ class ThingTypeService:
         latest = self._types.get_version(org, str(index["latestThingTypeDefId"]))
         if latest is None:
             raise NotFound("No such thing type.")
-        problems: list[FieldError] = []
+        problems = _fixed_name(index, request.displayName)
         definitions = (
             latest.get("propertyDefinitions", [])
             if request.propertyDefinitions is None
@@ -175,7 +184,7 @@ class ThingTypeService:
         now = self._clock()
         number = int(index["latestVersionNumber"]) + 1
         def_id = new_prefixed_id("tdef")
-        display_name = request.displayName or latest["displayName"]
+        display_name = str(index["displayName"])
         version = {
             "entity": "ThingTypeVersion",
             "thingTypeDefId": def_id,
@@ -196,7 +205,6 @@ class ThingTypeService:
             set_fields={
                 "latestThingTypeDefId": def_id,
                 "latestVersionNumber": number,
-                "displayName": display_name,
                 "versions": [*index["versions"], {"version": number, "thingTypeDefId": def_id}],
                 **lifecycle.change_fields(org, now, index),
             },
@@ -220,39 +228,25 @@ class ThingTypeService:
     ) -> ThingTypeVersion:
         version = self._visible_version(org, thing_type_def_id)
         org.require(Action.WRITE, *version_paths(version))
-        problems = []
+        problems = _fixed_name(version, request.displayName)
         if request.metricIds is not None and list(request.metricIds) != list(version["metricIds"]):
             problems.append(FieldError("metricIds", "a version's metrics cannot change; create a new version"))
         sent_definitions = (
             _definitions(request.propertyDefinitions, problems) if request.propertyDefinitions is not None else None
         )
         if sent_definitions is not None and sent_definitions != version.get("propertyDefinitions", []):
-            problems.append(
-                FieldError(
-                    "propertyDefinitions", "a version's property definitions cannot change; create a new version"
-                )
-            )
+            message = "a version's property definitions cannot change; create a new version"
+            problems.append(FieldError("propertyDefinitions", message))
         if problems:
             raise ValidationFailed(problems)
-        now = self._clock()
         changes = {
-            "displayName": request.displayName or version["displayName"],
             "description": request.description,
             "tags": request.tags,
             "modelMetadata": request.modelMetadata,
-            "updatedAt": to_iso(now),
+            "updatedAt": to_iso(self._clock()),
             "updatedBy": org.actor,
         }
         updated = self._types.update_version(org, thing_type_def_id, changes, str(version["updatedAt"]))
-        index = self._types.get(org, str(version["thingTypeId"]))
-        if index is not None and index.get("latestThingTypeDefId") == thing_type_def_id:
-            self._types.update(
-                org,
-                str(version["thingTypeId"]),
-                set_fields={"displayName": changes["displayName"], **lifecycle.change_fields(org, now, index)},
-                condition="attribute_exists(pk) AND lockVersion = :seen",
-                condition_values={":seen": int(index.get("lockVersion", 1))},
-            )
         return ThingTypeVersion.model_validate(updated)
 
     def bindable_version(self, org: OrgContext, thing_type_id: str, thing_type_def_id: str | None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from spectra.models.common import utc_now
 from spectra.models.things import CreateThingRequest, Thing, ThingPage, UpdateThingRequest
 from spectra.pagination import PageTokens
 from spectra.properties import validate_properties
-from spectra.repositories.places import PlaceRepository, counter_change, delete_existing, guarded_update, put_new
+from spectra.repositories.places import PlaceRepository, counter_change, delete_unchanged, guarded_update, put_new
 from spectra.repositories.things import ThingRepository
 from spectra.services.listing import list_page
 from spectra.services.places import stamps, touched
@@ -165,7 +165,7 @@ class ThingService:
         )
 
     def list_in_place(self, org: OrgContext, place_type: str, place_id: str, page: PageRequest) -> ThingPage:
-        self._place(org, place_type, place_id, must_exist_only=True)
+        self._place(org, place_type, place_id)
         return self.list_things(org, place_id=place_id, thing_type_id=None, page=page, route=f"{place_type}-things")
 
     # -- update -----------------------------------------------------------------------------
@@ -185,7 +185,8 @@ class ThingService:
             if field in sent:
                 changes[field] = getattr(request, field)
 
-        attributes = dict(thing.get("attributes", {}))
+        # Explicit null clears the whole map; a map merges into it; absent leaves it alone.
+        attributes = {} if "attributes" in sent and request.attributes is None else dict(thing.get("attributes", {}))
         attributes.update(request.attributes or {})
         for name in request.attributesToDelete:
             attributes.pop(name, None)
@@ -224,7 +225,7 @@ class ThingService:
                 changes.update({"thingTypeDefId": version_id, "thingTypeName": version["displayName"]})
         version = self._types.resolve_version(org, version_id) or {}
 
-        properties = dict(thing.get("properties", {}))
+        properties = {} if "properties" in sent and request.properties is None else dict(thing.get("properties", {}))
         properties.update(request.properties or {})
         for name in request.propertiesToDelete:
             properties.pop(name, None)
@@ -265,7 +266,7 @@ class ThingService:
         thing = self.get(org, thing_id, Action.WRITE)
         table = self._things.table
         counters, _ = self._counters(org, thing["placeType"], thing["placeId"], thing.get("levelId"), -1)
-        items = [delete_existing(table, keys.thing_key(org, thing_id)), *counters]
+        items = [delete_unchanged(table, keys.thing_key(org, thing_id), str(thing["updatedAt"])), *counters]
         if thing.get("thingManufacturerId"):
             mfr = str(thing["thingManufacturerId"])
             items.append(self._things.release_manufacturer_guard(org, thing["thingTypeId"], mfr, thing_id))
@@ -319,9 +320,7 @@ class ThingService:
             return None
         return place_type, place_id, level_id
 
-    def _place(
-        self, org: OrgContext, place_type: str, place_id: str, *, must_exist_only: bool = False
-    ) -> dict[str, Any]:
+    def _place(self, org: OrgContext, place_type: str, place_id: str) -> dict[str, Any]:
         place = self._places.get_site(org, place_id) if place_type == "Site" else self._places.get_fleet(org, place_id)
         if place is None:
             raise NotFound(f"No such {place_type.lower()}.")
