@@ -47,7 +47,7 @@ things = ThingService(
     ThingRepository(org_sessions(), settings.records_table),
     PlaceRepository(org_sessions(), settings.records_table),
     ThingTypeService(ThingTypeRepository(org_sessions(), settings.records_table), _metrics, page_tokens=page_tokens()),
-    ThingEvents(sqs, settings.thing_events_queue_url),
+    ThingEvents(org_sessions(), settings.records_table, sqs, settings.thing_events_queue_url),
     page_tokens=page_tokens(),
 )
 

@@ -9,16 +9,17 @@ lists every problem at once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
+import regex
 from pydantic import Field, model_validator
 
 from spectra.errors import FieldError
 from spectra.metric_values import DataType, UncoercibleValue, coerce
 from spectra.models.common import RequestModel
 
+PATTERN_TIMEOUT_SECONDS = 0.05
 PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$", description="Identifier-like name")]
 
 
@@ -38,8 +39,8 @@ class PropertyConstraints(RequestModel):
             raise ValueError("minLength must not be greater than maxLength")
         if self.pattern is not None:
             try:
-                re.compile(self.pattern)
-            except re.error as error:
+                regex.compile(self.pattern)
+            except regex.error as error:
                 raise ValueError(f"pattern is not a valid regular expression: {error}") from error
         return self
 
@@ -134,8 +135,13 @@ def _constraint_problem(definition: PropertyDefinition, value: Any) -> str | Non
         return f"must be at least {rules.minLength} characters"
     if rules.maxLength is not None and len(value) > rules.maxLength:
         return f"must be at most {rules.maxLength} characters"
-    if rules.pattern is not None and re.fullmatch(rules.pattern, value) is None:
-        return "does not match the pattern"
+    if rules.pattern is not None:
+        try:
+            # Patterns come from customers: bound the time one match may take (no ReDoS).
+            if regex.fullmatch(rules.pattern, value, timeout=PATTERN_TIMEOUT_SECONDS) is None:
+                return "does not match the pattern"
+        except TimeoutError:
+            return "could not be checked against the pattern in time; simplify the pattern"
     if rules.enum is not None and value not in rules.enum:
         return "is not one of the allowed values"
     return None

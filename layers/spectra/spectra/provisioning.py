@@ -233,9 +233,11 @@ class Provisioner:
     def _set_status(self, org_id: str, status: str) -> dict[str, Any]:
         org = self._org(org_id)
         profile = self._profile(org)
+        # The profile first: a key created from now on sees the new status (its creation checks
+        # the profile), and every existing key is then brought in line.
+        updated = self._organizations.set_status(org, status, to_iso(self._clock()))
         for key in self._keys.all(org):
             self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": status})
-        updated = self._organizations.set_status(org, status, to_iso(self._clock()))
         if self._usage_plans and profile.get("usageApiKeyId"):
             self._usage_plans.set_enabled(str(profile["usageApiKeyId"]), status == ACTIVE)
         return _public_profile(updated)

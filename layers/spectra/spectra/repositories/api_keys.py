@@ -79,7 +79,22 @@ class ApiKeyRepository(OrgScopedTable):
         key_id = str(record["keyId"])
         item = {**record, **keys.api_key_key(org, key_id), "credentialId": keys.credential_index_value(key_id)}
         put = {"TableName": self._table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
-        self._transact(org, [{"Put": put}, self._bump_key_set(org, seen_version)], conflict=CONCURRENT_CHANGE)
+        # A key is only minted for an active org: a suspension that lands meanwhile refuses it.
+        org_active = {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": to_item(keys.org_profile_key(org)),
+                "ConditionExpression": "#status = :active",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": to_item({":active": ACTIVE_STATE}),
+            }
+        }
+        self._transact(
+            org,
+            [{"Put": put}, self._bump_key_set(org, seen_version), org_active],
+            conflict=CONCURRENT_CHANGE,
+            conflicts=[None, None, "The organization is not active."],
+        )
 
     def update(
         self,

@@ -270,8 +270,9 @@ class ThingService:
         if thing.get("thingManufacturerId"):
             mfr = str(thing["thingManufacturerId"])
             items.append(self._things.release_manufacturer_guard(org, thing["thingTypeId"], mfr, thing_id))
-        self._things.write(org, items, conflict="The thing changed at the same time; retry.")
-        self._events.thing_deleted(org, thing_id)
+        items.append(self._events.thing_deleted_outbox_entry(org, thing_id))
+        self._things.write(org, items, conflict="The thing changed at the same time; fetch it again and retry.")
+        self._events.publish_thing_deleted(org, thing_id)
 
     # -- helpers ----------------------------------------------------------------------------
 

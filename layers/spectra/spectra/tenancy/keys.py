@@ -192,3 +192,15 @@ def manufacturer_id_guard_key(org: OrgContext, thing_type_id: str, manufacturer_
     """The guard that makes ``thingManufacturerId`` unique within a thing type (hashed, any text)."""
     digest = hashlib.sha256(manufacturer_id.encode("utf-8")).hexdigest()
     return {"pk": f"{org_prefix(org)}THINGTYPE#{_prefixed(thing_type_id, 'tdefi')}#MFR#{digest}#", "sk": "GUARD#"}
+
+
+def outbox_partition(org: OrgContext) -> str:
+    """Events committed with a change and not yet confirmed as published (the org's outbox)."""
+    return f"{org_prefix(org)}OUTBOX#"
+
+
+def outbox_key(org: OrgContext, event_type: str, subject_id: str) -> Key:
+    """One pending event, e.g. ``ThingDeleted`` for a thing id."""
+    if not re.fullmatch(r"[A-Za-z]{1,50}", event_type):
+        raise MalformedId("event type must be letters only")
+    return {"pk": outbox_partition(org), "sk": f"{event_type}#{_guid(subject_id, 'subject id')}#"}
