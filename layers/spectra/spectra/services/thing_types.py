@@ -249,15 +249,20 @@ class ThingTypeService:
         updated = self._types.update_version(org, thing_type_def_id, changes, str(version["updatedAt"]))
         return ThingTypeVersion.model_validate(updated)
 
-    def bindable_version(self, org: OrgContext, thing_type_id: str, thing_type_def_id: str | None) -> dict[str, Any]:
-        """The version a new thing may bind to: of an active type, the latest unless named."""
+    def bindable_version(
+        self, org: OrgContext, thing_type_id: str, thing_type_def_id: str | None, problems: list[FieldError]
+    ) -> dict[str, Any] | None:
+        """The version a thing may bind to: of an active type, the latest unless named; else
+        ``None`` with the reason added to ``problems`` (so every problem is listed together)."""
         index = self._types.get(org, thing_type_id)
         if index is None or index.get("isDeleted"):
-            raise ValidationFailed.single("thingTypeId", "no active thing type with this id")
+            problems.append(FieldError("thingTypeId", "no active thing type with this id"))
+            return None
         wanted = thing_type_def_id or str(index["latestThingTypeDefId"])
         version = self._types.get_version(org, wanted)
         if version is None or version["thingTypeId"] != thing_type_id:
-            raise ValidationFailed.single("thingTypeDefId", "not a version of this thing type")
+            problems.append(FieldError("thingTypeDefId", "not a version of this thing type"))
+            return None
         return version
 
     def resolve_version(self, org: OrgContext, thing_type_def_id: str) -> dict[str, Any] | None:

@@ -74,10 +74,14 @@ class ThingService:
         place = self._place(org, place_type, place_id)
         problems: list[FieldError] = []
         level = self._level(org, place_type, place_id, request.levelId, problems)
-        version = self._types.bindable_version(org, request.thingTypeId, request.thingTypeDefId)
-        properties, property_problems = validate_properties(version.get("propertyDefinitions", []), request.properties)
-        problems += property_problems
-        if problems:
+        version = self._types.bindable_version(org, request.thingTypeId, request.thingTypeDefId, problems)
+        properties: dict[str, Any] = {}
+        if version is not None:
+            properties, property_problems = validate_properties(
+                version.get("propertyDefinitions", []), request.properties
+            )
+            problems += property_problems
+        if problems or version is None:
             raise ValidationFailed(problems)
         thing_id = new_guid()
         type_name = str(version["displayName"])
@@ -220,9 +224,10 @@ class ThingService:
             if request.thingTypeDefId is None:
                 problems.append(FieldError("thingTypeDefId", "cannot be null"))
             else:
-                version = self._types.bindable_version(org, thing["thingTypeId"], request.thingTypeDefId)
-                version_id = version["thingTypeDefId"]
-                changes.update({"thingTypeDefId": version_id, "thingTypeName": version["displayName"]})
+                rebound = self._types.bindable_version(org, thing["thingTypeId"], request.thingTypeDefId, problems)
+                if rebound is not None:
+                    version_id = rebound["thingTypeDefId"]
+                    changes.update({"thingTypeDefId": version_id, "thingTypeName": rebound["displayName"]})
         version = self._types.resolve_version(org, version_id) or {}
 
         properties = {} if "properties" in sent and request.properties is None else dict(thing.get("properties", {}))
