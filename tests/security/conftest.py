@@ -1,26 +1,5 @@
-"""Fixtures for security tests: orgs made through the provisioning function of ``stack``."""
+"""Security tests use the integration suite's fixtures (orgs made through provisioning)."""
 
-from __future__ import annotations
+from tests.integration.conftest import _parse_botocore_models_once, org, other_org
 
-from collections.abc import Iterator
-
-import pytest
-
-from spectra_local.stack import LocalStack
-from tests.integration.factories import Org, make_org, shared_botocore_models
-
-
-@pytest.fixture
-def org(stack: LocalStack) -> Org:
-    return make_org(stack, "Acme Telemetry")
-
-
-@pytest.fixture
-def other_org(stack: LocalStack) -> Org:
-    return make_org(stack, "Globex Sensors")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _parse_botocore_models_once() -> Iterator[None]:
-    with shared_botocore_models():
-        yield
+__all__ = ["_parse_botocore_models_once", "org", "other_org"]

@@ -7,10 +7,12 @@ version; a new version and the type's pointer to it) is one transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from spectra import lifecycle
 from spectra.errors import Conflict
 from spectra.identifiers import MalformedId
 from spectra.repositories.dynamo import OrgScopedTable, QueryPage, is_condition_failure, to_item, update_operation
@@ -64,15 +66,16 @@ class _DefinitionTable(OrgScopedTable):
         history: Mapping[str, str] | None = None,
         remove_fields: Sequence[str] = (),
     ) -> dict[str, Any]:
-        operation = update_operation(
-            self._table,
-            self.key_of(org, record_id),
+        """Apply a guarded change and return the record as it now is (409 if the guard fails)."""
+        operation = self.update_operation(
+            org,
+            record_id,
             set_fields=set_fields,
-            remove_fields=remove_fields,
-            append={"history": [history]} if history else None,
             condition=condition,
             condition_values=condition_values,
-        )
+            history=history,
+            remove_fields=remove_fields,
+        )["Update"]
         try:
             return self._update(org, operation)
         except ClientError as error:
@@ -91,6 +94,7 @@ class _DefinitionTable(OrgScopedTable):
         history: Mapping[str, str] | None = None,
         remove_fields: Sequence[str] = (),
     ) -> dict[str, Any]:
+        """The same change as a transaction item (for writes that must hold together)."""
         return {
             "Update": update_operation(
                 self._table,
@@ -102,6 +106,47 @@ class _DefinitionTable(OrgScopedTable):
                 condition_values=condition_values,
             )
         }
+
+    def soft_delete_operation(
+        self, org: OrgContext, record_id: str, current: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Hide an active record (it stays stored, with who deleted it and when)."""
+        return self.update_operation(
+            org,
+            record_id,
+            set_fields=lifecycle.deletion_fields(org, now, current),
+            condition=lifecycle.ACTIVE_AND_CURRENT,
+            condition_values=lifecycle.guard_values(current, deleted=False),
+            history=lifecycle.history_event("deleted", org, now),
+        )
+
+    def restore_operation(
+        self, org: OrgContext, record_id: str, current: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Bring a soft-deleted record back."""
+        return self.update_operation(
+            org,
+            record_id,
+            set_fields={**lifecycle.change_fields(org, now, current), "isDeleted": False},
+            remove_fields=("deletedAt", "deletedBy"),
+            condition=lifecycle.DELETED_AND_CURRENT,
+            condition_values=lifecycle.guard_values(current, deleted=True),
+            history=lifecycle.history_event("restored", org, now),
+        )
+
+    def soft_delete(self, org: OrgContext, record_id: str, current: Mapping[str, Any], now: datetime) -> None:
+        self._apply(org, self.soft_delete_operation(org, record_id, current, now))
+
+    def restore(self, org: OrgContext, record_id: str, current: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        return self._apply(org, self.restore_operation(org, record_id, current, now))
+
+    def _apply(self, org: OrgContext, operation: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return self._update(org, operation["Update"])
+        except ClientError as error:
+            if is_condition_failure(error):
+                raise Conflict(CONCURRENT_CHANGE) from error
+            raise
 
 
 class MetricRepository(_DefinitionTable):

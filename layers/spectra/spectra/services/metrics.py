@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
 from spectra.http.responses import PageRequest
@@ -33,7 +34,6 @@ from spectra.models.definitions import (
 )
 from spectra.pagination import PageTokens
 from spectra.repositories.definitions import MetricRepository
-from spectra.services import lifecycle
 from spectra.services.listing import list_page
 from spectra.tenancy.context import OrgContext
 
@@ -183,15 +183,7 @@ class MetricService:
 
     def delete(self, org: OrgContext, metric_id: str) -> None:
         current = self._active(org, metric_id)
-        now = self._clock()
-        update = self._metrics.update_operation(
-            org,
-            metric_id,
-            set_fields=lifecycle.deletion_fields(org, now, current),
-            condition=lifecycle.ACTIVE_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=False),
-            history=lifecycle.history_event("deleted", org, now),
-        )
+        update = self._metrics.soft_delete_operation(org, metric_id, current, self._clock())
         self._metrics.delete_with_guard(org, current, update)
 
     def restore(self, org: OrgContext, metric_id: str) -> Metric:
@@ -200,16 +192,7 @@ class MetricService:
             raise NotFound("No such metric definition.")
         if not current.get("isDeleted"):
             return to_metric(current)
-        now = self._clock()
-        update = self._metrics.update_operation(
-            org,
-            metric_id,
-            set_fields={**lifecycle.change_fields(org, now, current), "isDeleted": False},
-            remove_fields=("deletedAt", "deletedBy"),
-            condition=lifecycle.DELETED_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=True),
-            history=lifecycle.history_event("restored", org, now),
-        )
+        update = self._metrics.restore_operation(org, metric_id, current, self._clock())
         self._metrics.restore_with_guard(org, current, update)
         restored = self._metrics.get(org, metric_id)
         if restored is None:

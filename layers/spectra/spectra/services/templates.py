@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
 from spectra.http.responses import PageRequest
@@ -29,7 +30,6 @@ from spectra.models.definitions import (
 )
 from spectra.pagination import PageTokens
 from spectra.repositories.definitions import TemplateRepository
-from spectra.services import lifecycle
 from spectra.services.listing import list_page
 from spectra.services.metrics import MetricService
 from spectra.tenancy.context import OrgContext
@@ -138,15 +138,7 @@ class TemplateService:
 
     def delete(self, org: OrgContext, template_id: str) -> None:
         current = self.active(org, template_id)
-        now = self._clock()
-        self._templates.update(
-            org,
-            template_id,
-            set_fields=lifecycle.deletion_fields(org, now, current),
-            condition=lifecycle.ACTIVE_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=False),
-            history=lifecycle.history_event("deleted", org, now),
-        )
+        self._templates.soft_delete(org, template_id, current, self._clock())
 
     def restore(self, org: OrgContext, template_id: str) -> Template:
         current = self._templates.get(org, template_id)
@@ -154,17 +146,7 @@ class TemplateService:
             raise NotFound("No such template.")
         if not current.get("isDeleted"):
             return Template.model_validate(current)
-        now = self._clock()
-        restored = self._templates.update(
-            org,
-            template_id,
-            set_fields={**lifecycle.change_fields(org, now, current), "isDeleted": False},
-            remove_fields=("deletedAt", "deletedBy"),
-            condition=lifecycle.DELETED_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=True),
-            history=lifecycle.history_event("restored", org, now),
-        )
-        return Template.model_validate(restored)
+        return Template.model_validate(self._templates.restore(org, template_id, current, self._clock()))
 
     def test(self, org: OrgContext, template_id: str, payload: Any) -> TemplateTestResult:
         """Map ``payload`` as ingest would, without a thing and without writing anything."""

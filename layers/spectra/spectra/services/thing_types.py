@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
 from spectra.http.responses import PageRequest
@@ -32,7 +33,6 @@ from spectra.models.definitions import (
 from spectra.pagination import PageTokens
 from spectra.properties import PropertyDefinition, unique_property_names
 from spectra.repositories.definitions import ThingTypeRepository
-from spectra.services import lifecycle
 from spectra.services.listing import list_page
 from spectra.services.metrics import MetricService, to_metric
 from spectra.tenancy.context import OrgContext
@@ -137,15 +137,7 @@ class ThingTypeService:
 
     def delete(self, org: OrgContext, thing_type_id: str) -> None:
         current = self._active(org, thing_type_id)
-        now = self._clock()
-        self._types.update(
-            org,
-            thing_type_id,
-            set_fields=lifecycle.deletion_fields(org, now, current),
-            condition=lifecycle.ACTIVE_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=False),
-            history=lifecycle.history_event("deleted", org, now),
-        )
+        self._types.soft_delete(org, thing_type_id, current, self._clock())
 
     def restore(self, org: OrgContext, thing_type_id: str) -> ThingType:
         current = self._types.get(org, thing_type_id)
@@ -153,17 +145,7 @@ class ThingTypeService:
             raise NotFound("No such thing type.")
         if not current.get("isDeleted"):
             return ThingType.model_validate(current)
-        now = self._clock()
-        restored = self._types.update(
-            org,
-            thing_type_id,
-            set_fields={**lifecycle.change_fields(org, now, current), "isDeleted": False},
-            remove_fields=("deletedAt", "deletedBy"),
-            condition=lifecycle.DELETED_AND_CURRENT,
-            condition_values=lifecycle.guard_values(current, deleted=True),
-            history=lifecycle.history_event("restored", org, now),
-        )
-        return ThingType.model_validate(restored)
+        return ThingType.model_validate(self._types.restore(org, thing_type_id, current, self._clock()))
 
     # -- versions ---------------------------------------------------------------------------
 
