@@ -15,9 +15,10 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from spectra.errors import InvalidPageToken
+from spectra.errors import InvalidPageToken, ValidationFailed
 from spectra.tenancy.context import OrgContext
 
 TOKEN_TTL_SECONDS = 3600
@@ -88,3 +89,19 @@ class PageTokens:
 
     def _sign(self, body: bytes) -> bytes:
         return hmac.new(self._key_provider(), body, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Which page of a list the caller wants."""
+
+    limit: int
+    continuation_token: str | None
+
+    @classmethod
+    def of(cls, limit: int | None, page_limit: int | None, continuation_token: str | None) -> PageRequest:
+        """Combine ``limit`` and its alias ``pageLimit`` (they must agree if both are given)."""
+        if limit is not None and page_limit is not None and limit != page_limit:
+            raise ValidationFailed.single("limit", "limit and pageLimit disagree; send one of them")
+        chosen = limit if limit is not None else page_limit
+        return cls(limit=chosen or DEFAULT_PAGE_SIZE, continuation_token=continuation_token)

@@ -7,11 +7,11 @@ from spectra.http.responses import (
     ContinuationToken,
     Limit,
     PageLimit,
-    PageRequest,
     created,
     documented_created,
     no_content,
 )
+from spectra.pagination import PageRequest
 
 
 def create_resolver(*, max_body_bytes: int | None = None) -> SpectraResolver:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,7 +9,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from spectra.errors import ValidationFailed
 from spectra.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 Limit = Annotated[
@@ -22,22 +20,6 @@ ContinuationToken = Annotated[
     str | None,
     Query(min_length=1, max_length=4096, description="Token from the previous page's response."),
 ]
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """Which page of a list the caller wants."""
-
-    limit: int
-    continuation_token: str | None
-
-    @classmethod
-    def of(cls, limit: int | None, page_limit: int | None, continuation_token: str | None) -> PageRequest:
-        """Combine ``limit`` and its alias ``pageLimit`` (they must agree if both are given)."""
-        if limit is not None and page_limit is not None and limit != page_limit:
-            raise ValidationFailed.single("limit", "limit and pageLimit disagree; send one of them")
-        chosen = limit if limit is not None else page_limit
-        return cls(limit=chosen or DEFAULT_PAGE_SIZE, continuation_token=continuation_token)
 
 
 def documented_created(model: type[BaseModel]) -> dict[int, OpenAPIResponse]:

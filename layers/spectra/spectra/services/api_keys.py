@@ -19,7 +19,6 @@ from spectra.auth.credentials import ApiKeyCredential, KeyType, hash_credential
 from spectra.auth.network import cidrs_within
 from spectra.auth.scopes import Action, Scope, scopes_contain
 from spectra.errors import Conflict, FieldError, NotFound, ScopeDenied, ValidationFailed
-from spectra.http.responses import PageRequest
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.api_keys import (
     ApiKeyPage,
@@ -31,7 +30,7 @@ from spectra.models.api_keys import (
     UpdateApiKeyRequest,
 )
 from spectra.models.common import from_iso, to_iso, utc_now
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.repositories.api_keys import ACTIVE_STATE, REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.services.listing import list_page

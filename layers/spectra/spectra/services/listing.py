@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from spectra.http.responses import PageRequest
-from spectra.pagination import PageTokens, query_fingerprint
+from spectra.pagination import PageRequest, PageTokens, query_fingerprint
 from spectra.repositories.dynamo import QueryPage
 from spectra.tenancy.context import OrgContext
 

@@ -19,7 +19,6 @@ from typing import Any
 from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
-from spectra.http.responses import PageRequest
 from spectra.identifiers import new_prefixed_id
 from spectra.metric_values import ENUM_AGGREGATIONS, VALID_AGGREGATIONS, Aggregation, DataType, aggregation_allowed
 from spectra.models.common import LifecycleStatus, utc_now
@@ -32,7 +31,7 @@ from spectra.models.definitions import (
     MetricSchema,
     ReplaceMetricRequest,
 )
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.repositories.definitions import MetricRepository
 from spectra.services.listing import list_page
 from spectra.tenancy.context import OrgContext

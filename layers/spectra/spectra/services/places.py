@@ -18,7 +18,6 @@ from typing import Any
 
 from spectra.auth.scopes import Action
 from spectra.errors import Conflict, FieldError, NotFound, ValidationFailed
-from spectra.http.responses import PageRequest
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.common import to_iso, utc_now
 from spectra.models.places import (
@@ -37,7 +36,7 @@ from spectra.models.places import (
     UpdateLevelRequest,
     UpdateSiteRequest,
 )
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.repositories.places import (
     PlaceRepository,
     counter_change,

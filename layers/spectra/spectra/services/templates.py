@@ -15,7 +15,6 @@ from typing import Any
 from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
-from spectra.http.responses import PageRequest
 from spectra.identifiers import new_guid
 from spectra.mapping import MetricInfo, apply_template
 from spectra.metric_values import DataType
@@ -28,7 +27,7 @@ from spectra.models.definitions import (
     TemplateSpec,
     TemplateTestResult,
 )
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.repositories.definitions import TemplateRepository
 from spectra.services.listing import list_page
 from spectra.services.metrics import MetricService

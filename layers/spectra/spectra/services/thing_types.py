@@ -19,7 +19,6 @@ from typing import Any
 from spectra import lifecycle
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
-from spectra.http.responses import PageRequest
 from spectra.identifiers import new_prefixed_id
 from spectra.models.common import LifecycleStatus, to_iso, utc_now
 from spectra.models.definitions import (
@@ -30,7 +29,7 @@ from spectra.models.definitions import (
     ThingTypeVersion,
     UpdateThingTypeVersionRequest,
 )
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.properties import PropertyDefinition, unique_property_names
 from spectra.repositories.definitions import ThingTypeRepository
 from spectra.services.listing import list_page

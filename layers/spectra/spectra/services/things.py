@@ -22,11 +22,10 @@ from typing import Any
 from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
 from spectra.events import ThingEvents
-from spectra.http.responses import PageRequest
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.common import utc_now
 from spectra.models.things import CreateThingRequest, Thing, ThingPage, UpdateThingRequest
-from spectra.pagination import PageTokens
+from spectra.pagination import PageRequest, PageTokens
 from spectra.properties import validate_properties
 from spectra.repositories.places import PlaceRepository, counter_change, delete_unchanged, guarded_update, put_new
 from spectra.repositories.things import ThingRepository
