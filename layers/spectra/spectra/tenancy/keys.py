@@ -86,6 +86,7 @@ def metrics_partition(org: OrgContext) -> str:
 
 
 def metric_key(org: OrgContext, metric_id: str) -> Key:
+    """One metric definition."""
     return {"pk": metrics_partition(org), "sk": f"{METRIC_SORT_PREFIX}{_prefixed(metric_id, 'mdef')}#"}
 
 
@@ -99,10 +100,12 @@ def metric_name_guard_key(org: OrgContext, name: str) -> Key:
 
 
 def thing_types_partition(org: OrgContext) -> str:
+    """All of an org's thing types (their index records)."""
     return f"{org_prefix(org)}THINGTYPES#"
 
 
 def thing_type_key(org: OrgContext, thing_type_id: str) -> Key:
+    """One thing type's index record (name, versions, latest version)."""
     return {"pk": thing_types_partition(org), "sk": f"{THING_TYPE_SORT_PREFIX}{_prefixed(thing_type_id, 'tdefi')}#"}
 
 
@@ -112,10 +115,12 @@ def thing_type_version_key(org: OrgContext, thing_type_def_id: str) -> Key:
 
 
 def templates_partition(org: OrgContext) -> str:
+    """All of an org's ingestion templates."""
     return f"{org_prefix(org)}TEMPLATES#"
 
 
 def template_key(org: OrgContext, template_id: str) -> Key:
+    """One ingestion template."""
     return {"pk": templates_partition(org), "sk": f"{TEMPLATE_SORT_PREFIX}{_guid(template_id, 'template id')}#"}
 
 
@@ -128,18 +133,22 @@ THING_SORT_PREFIX = "THING#"
 
 
 def sites_partition(org: OrgContext) -> str:
+    """All of an org's sites."""
     return f"{org_prefix(org)}SITES#"
 
 
 def site_key(org: OrgContext, site_id: str) -> Key:
+    """One site (with its level-type rules and counters)."""
     return {"pk": sites_partition(org), "sk": f"{SITE_SORT_PREFIX}{_guid(site_id, 'site id')}#"}
 
 
 def fleets_partition(org: OrgContext) -> str:
+    """All of an org's fleets."""
     return f"{org_prefix(org)}FLEETS#"
 
 
 def fleet_key(org: OrgContext, fleet_id: str) -> Key:
+    """One fleet."""
     return {"pk": fleets_partition(org), "sk": f"{FLEET_SORT_PREFIX}{_guid(fleet_id, 'fleet id')}#"}
 
 
@@ -158,14 +167,17 @@ def levels_partition(org: OrgContext, site_id: str) -> str:
 
 
 def level_key(org: OrgContext, site_id: str, level_id: str) -> Key:
+    """One level of a site."""
     return {"pk": levels_partition(org, site_id), "sk": f"{LEVEL_SORT_PREFIX}{_guid(level_id, 'level id')}#"}
 
 
 def things_partition(org: OrgContext) -> str:
+    """All of an org's things (``GET /things`` without filters)."""
     return f"{org_prefix(org)}THINGS#"
 
 
 def thing_key(org: OrgContext, thing_id: str) -> Key:
+    """One thing."""
     return {"pk": things_partition(org), "sk": f"{THING_SORT_PREFIX}{_guid(thing_id, 'thing id')}#"}
 
 
@@ -181,10 +193,12 @@ def thing_index_attributes(org: OrgContext, thing_id: str, place_id: str, thing_
 
 
 def place_things_partition(org: OrgContext, place_id: str) -> str:
+    """The things of one site or fleet (``gsi1``)."""
     return f"{org_prefix(org)}PLACE#{_guid(place_id, 'place id')}#THINGS#"
 
 
 def type_things_partition(org: OrgContext, thing_type_id: str) -> str:
+    """The things of one thing type (``gsi2``)."""
     return f"{org_prefix(org)}THINGTYPE#{_prefixed(thing_type_id, 'tdefi')}#THINGS#"
 
 
