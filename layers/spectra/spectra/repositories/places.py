@@ -22,6 +22,11 @@ def counter_change(table: str, key: Mapping[str, str], counts: Mapping[str, int]
     return {"Update": update_operation(table, key, add=counts, condition="attribute_exists(pk)")}
 
 
+def _unchanged(attribute: str, placeholder: str) -> str:
+    """``attribute`` still holds ``placeholder`` (a counter never written counts as 0)."""
+    return f"(attribute_not_exists({attribute}) OR {attribute} = {placeholder})"
+
+
 def guarded_update(
     table: str,
     key: Mapping[str, str],
@@ -29,15 +34,18 @@ def guarded_update(
     seen_updated_at: str,
     remove_fields: Sequence[str] = (),
     *,
-    tree_version: int | None = None,
+    unchanged: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """A transaction item changing an item unless it changed since ``seen_updated_at`` (and, for
-    a site's level rules, unless its tree changed since ``tree_version``)."""
+    """A transaction item changing an item unless it changed since ``seen_updated_at``, and
+    unless any counter in ``unchanged`` moved from the value seen (e.g. a site's level rules
+    may only change while no level was added or moved since the check)."""
     condition = "attribute_exists(pk) AND updatedAt = :seen"
     values: dict[str, Any] = {":seen": seen_updated_at}
-    if tree_version is not None:
-        condition += " AND (attribute_not_exists(treeVersion) OR treeVersion = :tree)"
-        values[":tree"] = tree_version
+    names: dict[str, str] = {}
+    for index, (attribute, seen) in enumerate((unchanged or {}).items()):
+        names[f"#u{index}"] = attribute
+        values[f":u{index}"] = seen
+        condition += f" AND {_unchanged(f'#u{index}', f':u{index}')}"
     return {
         "Update": update_operation(
             table,
@@ -46,23 +54,32 @@ def guarded_update(
             remove_fields=remove_fields,
             condition=condition,
             condition_values=values,
+            condition_names=names,
         )
     }
 
 
 def site_tree_change(
-    table: str, key: Mapping[str, str], seen_tree_version: int, counts: Mapping[str, int] | None = None
+    table: str, key: Mapping[str, str], *, seen: Mapping[str, int], bump: str, counts: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
-    """Serialise changes to a site's level tree (and its level-type rules): each bumps the site's
-    ``treeVersion`` only if nobody else did since it was read, so two moves can never build a
-    cycle together and a level is never added under rules that just changed."""
+    """A guarded change to a site's level tree.
+
+    Moves bump ``treeVersion`` while it is unchanged, so two moves can never build a cycle
+    together. New levels bump ``levelCount`` while the site's ``rulesVersion`` is unchanged, so
+    no level is added under level-type rules that just changed (concurrent creates do not
+    block each other). A rules change requires both to be unchanged and bumps ``rulesVersion``.
+    """
+    names = {f"#s{i}": attribute for i, attribute in enumerate(seen)}
+    values = {f":s{i}": value for i, value in enumerate(seen.values())}
+    guards = " AND ".join(_unchanged(f"#s{i}", f":s{i}") for i in range(len(seen)))
     return {
         "Update": update_operation(
             table,
             key,
-            add={**(counts or {}), "treeVersion": 1},
-            condition="attribute_exists(pk) AND (attribute_not_exists(treeVersion) OR treeVersion = :seen)",
-            condition_values={":seen": seen_tree_version},
+            add={**(counts or {}), bump: 1},
+            condition=f"attribute_exists(pk) AND {guards}" if guards else "attribute_exists(pk)",
+            condition_values=values,
+            condition_names=names,
         )
     }
 

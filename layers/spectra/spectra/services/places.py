@@ -148,18 +148,20 @@ class PlaceService:
                 raise ValidationFailed.single(required, "cannot be null")
         if request.preferredDisplayMetrics is not None:
             self._metrics.usable(org, request.preferredDisplayMetrics, "preferredDisplayMetrics")
-        tree_version = None
+        unchanged = None
         if request.levelTypes is not None:
             rules = [r.model_dump() for r in request.levelTypes]
             self._check_levels_fit(org, site_id, rules)
             changes["levelTypes"] = rules
-            tree_version = int(site.get("treeVersion", 0))
+            changes["rulesVersion"] = int(site.get("rulesVersion", 0)) + 1
+            # The levels just checked must still be all there is, and where they were.
+            unchanged = {"levelCount": int(site.get("levelCount", 0)), "treeVersion": int(site.get("treeVersion", 0))}
         change = guarded_update(
             self._places.table,
             keys.site_key(org, site_id),
             {**changes, **touched(org, self._clock())},
             str(site["updatedAt"]),
-            tree_version=tree_version,
+            unchanged=unchanged,
         )
         self._places.write(org, [change])
         updated = self._places.get_site(org, site_id)
@@ -206,7 +208,12 @@ class PlaceService:
         table = self._places.table
         items = [
             put_new(table, {**record, **keys.level_key(org, site_id, level_id)}),
-            site_tree_change(table, keys.site_key(org, site_id), int(site.get("treeVersion", 0)), {"levelCount": 1}),
+            site_tree_change(
+                table,
+                keys.site_key(org, site_id),
+                seen={"rulesVersion": int(site.get("rulesVersion", 0))},
+                bump="levelCount",
+            ),
         ]
         if parent is not None:
             items.append(self._children(org, site_id, parent["levelId"], 1))
@@ -250,8 +257,10 @@ class PlaceService:
         moving = "parentLevelId" in sent and request.parentLevelId != level.get("parentLevelId")
         if moving:
             site = self.get_site(org, site_id, Action.WRITE)
-            tree_version = int(site.get("treeVersion", 0))
-            items.append(site_tree_change(self._places.table, keys.site_key(org, site_id), tree_version))
+            seen = {"treeVersion": int(site.get("treeVersion", 0))}
+            items.append(
+                site_tree_change(self._places.table, keys.site_key(org, site_id), seen=seen, bump="treeVersion")
+            )
             rules = {r["levelType"]: r for r in site["levelTypes"]}
             parent = self._parent(org, site_id, request.parentLevelId, problems)
             if parent is not None and self._would_cycle(org, site_id, level_id, parent):
