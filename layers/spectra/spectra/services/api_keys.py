@@ -154,11 +154,7 @@ class ApiKeyService:
             query=self._keys.page,
             keep=wanted,
         )
-        return ApiKeyPage(
-            items=[to_view(record, now) for record in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(ApiKeyPage, lambda record: to_view(record, now))
 
     # -- writes -----------------------------------------------------------------------------
 

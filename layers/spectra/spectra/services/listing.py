@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from spectra.pagination import PageRequest, PageTokens, query_fingerprint
 from spectra.repositories.dynamo import QueryPage
@@ -22,11 +24,24 @@ class PagedQuery(Protocol):
     ) -> QueryPage: ...
 
 
+PageModel = TypeVar("PageModel", bound=BaseModel)
+
+
 @dataclass(frozen=True)
 class ListedPage:
     items: list[dict[str, Any]]
     continuation_token: str | None
     has_more: bool
+
+    def to(self, page_type: type[PageModel], item: Callable[[dict[str, Any]], Any]) -> PageModel:
+        """The API's ``{items, continuationToken, hasMore}`` with each record shown by ``item``."""
+        return page_type.model_validate(
+            {
+                "items": [item(record) for record in self.items],
+                "continuationToken": self.continuation_token,
+                "hasMore": self.has_more,
+            }
+        )
 
 
 def list_page(

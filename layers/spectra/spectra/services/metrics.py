@@ -138,11 +138,7 @@ class MetricService:
             query=self._metrics.page,
             keep=wanted,
         )
-        return MetricPage(
-            items=[to_metric(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(MetricPage, to_metric)
 
     def replace(self, org: OrgContext, metric_id: str, request: ReplaceMetricRequest) -> Metric:
         current = self._active(org, metric_id)

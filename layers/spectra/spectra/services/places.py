@@ -133,11 +133,7 @@ class PlaceService:
             query=self._places.sites_page,
             keep=lambda r: org.can(Action.READ, site_path(r["siteId"])),
         )
-        return SitePage(
-            items=[Site.model_validate(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(SitePage, Site.model_validate)
 
     def update_site(self, org: OrgContext, site_id: str, request: UpdateSiteRequest) -> Site:
         site = self.get_site(org, site_id, Action.WRITE)
@@ -336,11 +332,7 @@ class PlaceService:
             query=self._places.fleets_page,
             keep=lambda r: org.can(Action.READ, fleet_path(r["fleetId"])),
         )
-        return FleetPage(
-            items=[Fleet.model_validate(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(FleetPage, Fleet.model_validate)
 
     def update_fleet(self, org: OrgContext, fleet_id: str, request: UpdateFleetRequest) -> Fleet:
         fleet = self.get_fleet(org, fleet_id, Action.WRITE)

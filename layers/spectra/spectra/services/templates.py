@@ -104,11 +104,7 @@ class TemplateService:
             query=self._templates.page,
             keep=wanted,
         )
-        return TemplatePage(
-            items=[Template.model_validate(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(TemplatePage, Template.model_validate)
 
     def replace(self, org: OrgContext, template_id: str, request: ReplaceTemplateRequest) -> Template:
         current = self.active(org, template_id)

@@ -128,11 +128,7 @@ class ThingTypeService:
             query=self._types.page,
             keep=wanted,
         )
-        return ThingTypePage(
-            items=[ThingType.model_validate(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(ThingTypePage, ThingType.model_validate)
 
     def delete(self, org: OrgContext, thing_type_id: str) -> None:
         current = self._active(org, thing_type_id)

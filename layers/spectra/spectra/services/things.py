@@ -161,11 +161,7 @@ class ThingService:
             query=query,
             keep=wanted,
         )
-        return ThingPage(
-            items=[Thing.model_validate(r) for r in listed.items],
-            continuationToken=listed.continuation_token,
-            hasMore=listed.has_more,
-        )
+        return listed.to(ThingPage, Thing.model_validate)
 
     def list_in_place(self, org: OrgContext, place_type: str, place_id: str, page: PageRequest) -> ThingPage:
         self._place(org, place_type, place_id)
