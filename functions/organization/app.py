@@ -7,9 +7,10 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from spectra.auth.scopes import Action
 from spectra.deployment import api_key_repository, organization_repository
 from spectra.http import CurrentOrg, access, create_resolver
-from spectra.models.organization import Organization
+from spectra.models.organization import Organization, OrganizationSettings, SettingsChange, UpdateSettingsRequest
 from spectra.observability import logger, metrics, tracer
 from spectra.services.organization import OrganizationService
 
@@ -21,6 +22,18 @@ organizations = OrganizationService(organization_repository(), api_key_repositor
 @access(None)
 def get_organization(org: CurrentOrg) -> Organization:
     return organizations.describe(org)
+
+
+@app.get("/v2/organization/settings", tags=["Organization"], summary="The organization's settings")
+@access(Action.ADMIN, "ORGANIZATION")
+def get_organization_settings(org: CurrentOrg) -> OrganizationSettings:
+    return organizations.settings(org)
+
+
+@app.patch("/v2/organization/settings", tags=["Organization"], summary="Change settings (telemetry retention)")
+@access(Action.ADMIN, "ORGANIZATION")
+def update_organization_settings(request: UpdateSettingsRequest, org: CurrentOrg) -> SettingsChange:
+    return organizations.update_settings(org, request)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -128,6 +128,8 @@ def _deleted_first(path: str) -> Callable[[LocalStack, Org, dict[str, str]], Non
 # every matrix test below with a message saying what to add.
 SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("GET", "/v2/organization"): Sample(),
+    ("GET", "/v2/organization/settings"): Sample(),
+    ("PATCH", "/v2/organization/settings"): Sample(lambda _ids: {"telemetryRetentionDays": 90}),
     ("POST", "/v2/api-keys"): Sample(lambda _ids: key_body("matrix key", scopes=[scope("read")]), 201),
     ("GET", "/v2/api-keys"): Sample(),
     ("GET", "/v2/api-keys/{keyId}"): Sample(),

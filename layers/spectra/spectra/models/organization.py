@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from spectra.models.api_keys import ScopeView
-from spectra.models.common import ResponseModel, Timestamp
+from spectra.models.common import RequestModel, ResponseModel, Timestamp
 
 DEFAULT_RETENTION_DAYS = 365
 
@@ -25,3 +27,27 @@ class Organization(ResponseModel):
     telemetryRetentionDays: int = Field(default=DEFAULT_RETENTION_DAYS, ge=1, le=3650)
     createdAt: Timestamp
     key: CallingKey
+
+
+RetentionDays = Annotated[int, Field(ge=1, le=3650, description="Days of telemetry kept (1-3650)")]
+
+
+class OrganizationSettings(ResponseModel):
+    telemetryRetentionDays: int
+
+
+class UpdateSettingsRequest(RequestModel):
+    telemetryRetentionDays: RetentionDays
+
+
+class SettingsChange(OrganizationSettings):
+    """What a settings change means for the org's data."""
+
+    previousTelemetryRetentionDays: int
+    effectiveFrom: Timestamp
+    purgeCutoff: Timestamp | None = Field(
+        default=None,
+        description="When shortening: telemetry older than this is no longer returned, and is purged "
+        "by the next retention run",
+    )
+    message: str

@@ -16,6 +16,7 @@ from spectra.repositories.dynamo import (
     query_page,
     to_item,
     to_values,
+    update_operation,
 )
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
@@ -64,6 +65,19 @@ class OrganizationRepository(OrgScopedTable):
             if is_condition_failure(error):
                 raise Conflict("The organization already exists.") from error
             raise
+
+    def set_retention(self, org: OrgContext, days: int, updated_at: str, actor: str) -> dict[str, Any]:
+        """Set ``telemetryRetentionDays``; returns the profile as it was before."""
+        response = self._client(org).update_item(
+            **update_operation(
+                self._table,
+                keys.org_profile_key(org),
+                set_fields={"telemetryRetentionDays": days, "updatedAt": updated_at, "updatedBy": actor},
+                condition="attribute_exists(pk)",
+            ),
+            ReturnValues="ALL_OLD",
+        )
+        return from_item(response["Attributes"])
 
     def set_status(self, org: OrgContext, status: str, updated_at: str) -> dict[str, Any]:
         response = self._client(org).update_item(

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
 from spectra.errors import NotFound
-from spectra.models.organization import DEFAULT_RETENTION_DAYS, CallingKey, Organization
+from spectra.models.common import to_iso, utc_now
+from spectra.models.organization import (
+    DEFAULT_RETENTION_DAYS,
+    CallingKey,
+    Organization,
+    OrganizationSettings,
+    SettingsChange,
+    UpdateSettingsRequest,
+)
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.tenancy.context import OrgContext
 
 
 class OrganizationService:
-    def __init__(self, organizations: OrganizationRepository, keys: ApiKeyRepository) -> None:
+    def __init__(
+        self,
+        organizations: OrganizationRepository,
+        keys: ApiKeyRepository,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._organizations = organizations
         self._keys = keys
+        self._clock = clock
 
     def describe(self, org: OrgContext) -> Organization:
         """The org's profile with the calling key's id, type, name and scopes."""
@@ -33,4 +51,47 @@ class OrganizationService:
                 name=key["name"],
                 scopes=key.get("scopes", []),
             ),
+        )
+
+    def settings(self, org: OrgContext) -> OrganizationSettings:
+        profile = self._organizations.get(org)
+        if profile is None:
+            raise NotFound("No such organization.")
+        return OrganizationSettings(
+            telemetryRetentionDays=int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        )
+
+    def update_settings(self, org: OrgContext, request: UpdateSettingsRequest) -> SettingsChange:
+        """Change the retention window, and say what that means for data already stored.
+
+        Shortening takes effect at once for reads (nothing older than the new window is ever
+        returned) and the next retention run removes what fell outside; lengthening keeps
+        everything still inside the new window.
+        """
+        now = self._clock()
+        before = self._organizations.set_retention(org, request.telemetryRetentionDays, to_iso(now), org.actor)
+        if not before:
+            raise NotFound("No such organization.")
+        previous = int(before.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        days = request.telemetryRetentionDays
+        if days < previous:
+            cutoff = now - timedelta(days=days)
+            message = (
+                f"Telemetry older than {days} days (before {to_iso(cutoff)}) is no longer returned "
+                "and will be purged by the next retention run."
+            )
+            return SettingsChange(
+                telemetryRetentionDays=days,
+                previousTelemetryRetentionDays=previous,
+                effectiveFrom=now,
+                purgeCutoff=cutoff,
+                message=message,
+            )
+        message = (
+            f"Telemetry is now kept for {days} days; data still inside the new window is kept."
+            if days > previous
+            else "Nothing changed."
+        )
+        return SettingsChange(
+            telemetryRetentionDays=days, previousTelemetryRetentionDays=previous, effectiveFrom=now, message=message
         )
