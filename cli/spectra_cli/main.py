@@ -1,9 +1,13 @@
 """``spectra`` command line: operators manage organizations; every command prints JSON.
 
-spectra org create --name NAME [--plan standard] --stack STACK --region REGION
-spectra org list --stack STACK --region REGION
-spectra org suspend ORG_ID --stack STACK --region REGION
-spectra org resume ORG_ID --stack STACK --region REGION
+    spectra org create --name NAME [--plan standard] (--stack STACK --region REGION | --local)
+    spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
+    spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
+    spectra schedule run FUNCTION --local
+
+``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
+credentials); ``--local`` acts on the running local runtime (``make dev``). Both run the same
+provisioning code as the ``provisioning`` function.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from spectra.errors import SpectraError
-from spectra.provisioning import DEFAULT_PLAN, CreateOrg, ListOrgs, OrgAction, Provisioner, build_provisioner
+from spectra.provisioning import (
+    DEFAULT_PLAN,
+    CreateOrg,
+    DeleteOrg,
+    ListOrgs,
+    OrgAction,
+    Provisioner,
+    build_provisioner,
+)
 from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
 from spectra_cli.stack import StackNotReady, settings_from_stack
 
@@ -46,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("suspend", "resume", "show"):
         command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
         command.add_argument("org_id", metavar="ORG_ID")
+    delete = with_target(commands.add_parser("delete", help="revoke every key, remove the org's telemetry store"))
+    delete.add_argument("org_id", metavar="ORG_ID")
+    delete.add_argument("--confirm", required=True, metavar="ORG_ID", help="the org id again")
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
     run_now = schedule.add_parser("run", help="run a scheduled function once, with an EventBridge event")
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
@@ -80,10 +95,12 @@ def run_schedule(function: str) -> Any:
 _ORG_ACTIONS = {"show": "describe_org", "suspend": "suspend_org", "resume": "resume_org"}
 
 
-def org_command(args: argparse.Namespace) -> CreateOrg | ListOrgs | OrgAction:
+def org_command(args: argparse.Namespace) -> CreateOrg | ListOrgs | OrgAction | DeleteOrg:
     """The provisioning command for a parsed ``spectra org …`` line."""
     if args.command == "create":
         return CreateOrg(name=args.name, plan=args.plan)
+    if args.command == "delete":
+        return DeleteOrg(orgId=args.org_id, confirm=args.confirm)
     if args.command == "list":
         return ListOrgs()
     return OrgAction(action=_ORG_ACTIONS[args.command], orgId=args.org_id)

@@ -42,4 +42,9 @@ def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
         page_token_secret_arn=outputs["PageTokenSecretArn"],
         usage_plan_ids=json.loads(outputs["UsagePlanIds"]) if outputs.get("UsagePlanIds") else plan_ids,
         rest_api_id=outputs.get("RestApiId", ""),
+        telemetry_table_prefix=outputs.get("TelemetryTablePrefix", ""),
+        org_role_prefix=outputs.get("OrgRolePrefix", ""),
+        org_role_boundary_arn=outputs.get("OrgRoleBoundaryArn", ""),
+        org_role_trusted_principals=tuple(json.loads(outputs.get("OrgRoleTrustedPrincipals", "[]"))),
+        platform_key_arn=outputs.get("PlatformKeyArn", ""),
     )

@@ -105,6 +105,10 @@ def materialize(template: Template, *, region: str, prefix: str = "spectra-local
             )
 
     iam = boto3.client("iam", region_name=region)
+    for logical_id, resource in template.of_type("AWS::IAM::ManagedPolicy").items():
+        document = resolver.resolve(resource["Properties"]["PolicyDocument"])
+        policy = iam.create_policy(PolicyName=f"{prefix}-{logical_id}", PolicyDocument=json.dumps(document))
+        resolver.refs[logical_id] = policy["Policy"]["Arn"]
     for logical_id, resource in template.of_type("AWS::IAM::Role").items():
         properties = resolver.resolve(resource["Properties"])
         role = iam.create_role(

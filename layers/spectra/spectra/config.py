@@ -39,6 +39,11 @@ class Settings:
     rest_api_id: str = ""
     max_body_bytes: int = 1_048_576
     thing_events_queue_url: str = ""
+    telemetry_table_prefix: str = ""
+    org_role_prefix: str = ""
+    org_role_boundary_arn: str = ""
+    org_role_trusted_principals: tuple[str, ...] = ()
+    platform_key_arn: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +61,11 @@ class Settings:
             rest_api_id=env.get("REST_API_ID", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1048576")),
             thing_events_queue_url=env.get("THING_EVENTS_QUEUE_URL", ""),
+            telemetry_table_prefix=env.get("TELEMETRY_TABLE_PREFIX", ""),
+            org_role_prefix=env.get("ORG_ROLE_PREFIX", ""),
+            org_role_boundary_arn=env.get("ORG_ROLE_BOUNDARY_ARN", ""),
+            org_role_trusted_principals=tuple(json.loads(env.get("ORG_ROLE_TRUSTED_PRINCIPALS", "[]") or "[]")),
+            platform_key_arn=env.get("PLATFORM_KEY_ARN", ""),
         )
 
 

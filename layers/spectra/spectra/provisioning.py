@@ -20,20 +20,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from spectra.auth.credentials import BASE62, ApiKeyCredential, KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope
 from spectra.config import Settings
-from spectra.errors import NotFound, ValidationFailed
+from spectra.errors import Conflict, NotFound, ValidationFailed
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.common import to_iso, utc_now
 from spectra.models.organization import DEFAULT_RETENTION_DAYS
 from spectra.platform_secrets import platform_secret
-from spectra.repositories.api_keys import ApiKeyRepository
+from spectra.repositories.api_keys import REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
 from spectra.services.api_keys import new_key_record
+from spectra.telemetry_store import TelemetryStores
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
 DEFAULT_PLAN = "standard"
 ACTIVE = "Active"
 SUSPENDED = "Suspended"
+DELETED = "Deleted"
 FIRST_KEY_NAME = "Initial admin key"
 
 
@@ -90,10 +92,16 @@ class OrgAction(_Command):
     orgId: str
 
 
+class DeleteOrg(_Command):
+    action: Literal["delete_org"] = "delete_org"
+    orgId: str
+    confirm: str = Field(description="The org id again")
+
+
 class ProvisioningCommand(BaseModel):
     """What an operator asks of provisioning (the CLI's commands, the function's event)."""
 
-    command: Annotated[CreateOrg | ListOrgs | OrgAction, Field(discriminator="action")]
+    command: Annotated[CreateOrg | ListOrgs | OrgAction | DeleteOrg, Field(discriminator="action")]
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,10 @@ class Provisioner:
         registry: OrganizationRegistry,
         pepper: Callable[[], bytes],
         usage_plans: UsagePlans | None,
+        stores: TelemetryStores | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._stores = stores
         self._organizations = organizations
         self._keys = keys
         self._registry = registry
@@ -156,6 +166,12 @@ class Provisioner:
         usage_key_id, usage_value = (
             self._usage_plans.create_identifier(org.org_id, plan) if self._usage_plans else (None, None)
         )
+        try:
+            store = self._stores.create(org.org_id) if self._stores else None
+        except Exception:
+            if self._usage_plans and usage_key_id:
+                self._usage_plans.delete(usage_key_id)
+            raise
         profile = {
             "entity": "Organization",
             "orgId": org.org_id,
@@ -168,6 +184,8 @@ class Provisioner:
             "createdBy": org.actor,
             "usageIdentifierKey": usage_value,
             "usageApiKeyId": usage_key_id,
+            "telemetryTableName": store.table_name if store else None,
+            "telemetryRoleArn": store.role_arn if store else None,
         }
         credential = ApiKeyCredential.generate(KeyType.ADMIN)
         first_key = new_key_record(
@@ -184,6 +202,8 @@ class Provisioner:
         try:
             self._organizations.create(org, profile, first_key)
         except Exception:
+            if self._stores and store:
+                self._stores.delete(org.org_id)
             if self._usage_plans and usage_key_id:
                 self._usage_plans.delete(usage_key_id)
             raise
@@ -197,10 +217,12 @@ class Provisioner:
             adminKey=credential.reveal(),
         )
 
-    def run(self, command: CreateOrg | ListOrgs | OrgAction) -> dict[str, Any]:
+    def run(self, command: CreateOrg | ListOrgs | OrgAction | DeleteOrg) -> dict[str, Any]:
         """Carry out one operator command and return its JSON result."""
         if isinstance(command, CreateOrg):
             return self.create_org(command.name, command.plan).as_dict()
+        if isinstance(command, DeleteOrg):
+            return self.delete_org(command.orgId, confirm=command.confirm)
         if isinstance(command, ListOrgs):
             return {"items": self.list_orgs()}
         if command.action == "suspend_org":
@@ -223,6 +245,28 @@ class Provisioner:
     def describe(self, org_id: str) -> dict[str, Any]:
         return _public_profile(self._profile(self._org(org_id)))
 
+    def delete_org(self, org_id: str, *, confirm: str) -> dict[str, Any]:
+        """Revoke every key, then remove the org's telemetry table and role (no undo).
+
+        ``confirm`` must repeat the org id: deleting an org's data is never one typo away.
+        """
+        if confirm != org_id:
+            raise ValidationFailed.single("confirm", "repeat the org id to confirm the deletion")
+        org = self._org(org_id)
+        profile = self._profile(org)
+        now = to_iso(self._clock())
+        updated = self._organizations.set_status(org, DELETED, now)
+        for key in self._keys.all(org):
+            attributes: dict[str, Any] = {"orgStatus": DELETED}
+            if key.get("state") != REVOKED_STATE:
+                attributes.update({"state": REVOKED_STATE, "revokedAt": now, "updatedAt": now, "updatedBy": "operator"})
+            self._keys.set_org_attributes(org, key["keyId"], attributes)
+        if self._usage_plans and profile.get("usageApiKeyId"):
+            self._usage_plans.delete(str(profile["usageApiKeyId"]))
+        if self._stores:
+            self._stores.delete(org_id)
+        return {**_public_profile(updated), "telemetryStoreDeleted": self._stores is not None}
+
     def suspend(self, org_id: str) -> dict[str, Any]:
         """Every key of the org stops working (401) once authorizer caches expire."""
         return self._set_status(org_id, SUSPENDED)
@@ -233,6 +277,8 @@ class Provisioner:
     def _set_status(self, org_id: str, status: str) -> dict[str, Any]:
         org = self._org(org_id)
         profile = self._profile(org)
+        if profile.get("status") == DELETED:
+            raise Conflict("The organization was deleted; it cannot be suspended or resumed.")
         # The profile first: a key created from now on sees the new status (its creation checks
         # the profile), and every existing key is then brought in line.
         updated = self._organizations.set_status(org, status, to_iso(self._clock()))
@@ -260,7 +306,13 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
     session = session or boto3.Session()
     sessions = OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts"))
     usage_plans = UsagePlans(session.client("apigateway"), settings.usage_plan_ids) if settings.usage_plan_ids else None
+    stores = (
+        TelemetryStores(session.client("dynamodb"), session.client("iam"), settings)
+        if settings.telemetry_table_prefix
+        else None
+    )
     return Provisioner(
+        stores=stores,
         organizations=OrganizationRepository(sessions, settings.records_table),
         keys=ApiKeyRepository(sessions, settings.records_table),
         registry=OrganizationRegistry(session.client("dynamodb"), settings.records_table),
