@@ -8,6 +8,7 @@ has a row in ``SAMPLE_REQUESTS`` (and a ``PATH_RESOURCES`` factory for any new p
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,18 @@ def _template_body(ids: BodyIds) -> dict[str, Any]:
     }
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _frames_body(_ids: BodyIds) -> dict[str, Any]:
+    return {"frames": [{"timestamp": _now_ms(), "metrics": {"kwh": 1.5}}]}
+
+
+def _columns_body(_ids: BodyIds) -> dict[str, Any]:
+    return {"columns": ["timestamp", "kwh"], "rows": [[_now_ms(), 1.5]]}
+
+
 def _site_body(_ids: BodyIds) -> dict[str, Any]:
     return {"siteName": "Plant", "address": "1 Harbour Rd", "latitude": 51.5, "longitude": -0.1}
 
@@ -189,6 +202,12 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("GET", "/v2/things/{thingId}"): Sample(),
     ("PATCH", "/v2/things/{thingId}"): Sample(lambda _ids: {"thingName": "meter 2"}),
     ("DELETE", "/v2/things/{thingId}"): Sample(status=204),
+    # The matrix's things have a type without metrics: the owner reaches the route and gets a
+    # 400 naming the unknown metric; anyone else gets the 401/403/404 the matrix expects.
+    ("POST", "/v2/things/{thingId}/data"): Sample(_frames_body, 400),
+    ("POST", "/v2/thing/{thingId}/data"): Sample(_frames_body, 400),
+    ("POST", "/v2/things/{thingId}/data/columnar"): Sample(_columns_body, 400),
+    ("POST", "/v2/things/{thingId}/data/template/{templateId}"): Sample(lambda _ids: {"readings": []}),
 }
 
 

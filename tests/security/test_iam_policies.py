@@ -266,3 +266,39 @@ def test_api_never_logs_request_or_response_bodies() -> None:
     settings = TEMPLATE.resources["SpectraApi"]["Properties"]["MethodSettings"]
 
     assert all(setting["DataTraceEnabled"] is False for setting in settings)
+
+
+DATA_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+}
+
+
+def test_no_function_role_has_data_rights_on_telemetry_tables() -> None:
+    """Telemetry is reached only by assuming an org's own role; no function role reaches it."""
+    for statement in FUNCTION_STATEMENTS:
+        touches_telemetry = any("-telemetry-" in str(resource) for resource in statement.resources)
+        if touches_telemetry:
+            assert not DATA_ACTIONS & set(statement.actions), statement_id(statement)
+
+
+def test_telemetry_ingest_reaches_telemetry_only_through_org_roles() -> None:
+    ingest = statements(["TelemetryIngestFunction"])
+    assumes = [s for s in ingest if "sts:AssumeRole" in s.actions]
+    assert any("role/spectra-${Stage}-org-*" in str(s.resources) for s in assumes)
+    dynamodb = [s for s in ingest if any(a.startswith("dynamodb:") for a in s.actions)]
+    assert all(references(r, "IdempotencyTable") for s in dynamodb for r in s.resources)
+
+
+def test_org_roles_are_created_only_inside_the_boundary() -> None:
+    [create] = [s for s in statements(["ProvisioningFunction"]) if "iam:CreateRole" in s.actions]
+    assert create.body["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == {"Ref": "OrgTelemetryRoleBoundary"}
+    boundary = statements(["OrgTelemetryRoleBoundary"])
+    assert all(a.startswith(("dynamodb:", "kms:")) for s in boundary for a in s.actions)
+    assert not any("dynamodb:Scan" in s.actions for s in boundary)

@@ -44,6 +44,7 @@ class Settings:
     org_role_boundary_arn: str = ""
     org_role_trusted_principals: tuple[str, ...] = ()
     platform_key_arn: str = ""
+    org_role_arn_prefix: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +67,7 @@ class Settings:
             org_role_boundary_arn=env.get("ORG_ROLE_BOUNDARY_ARN", ""),
             org_role_trusted_principals=tuple(json.loads(env.get("ORG_ROLE_TRUSTED_PRINCIPALS", "[]") or "[]")),
             platform_key_arn=env.get("PLATFORM_KEY_ARN", ""),
+            org_role_arn_prefix=env.get("ORG_ROLE_ARN_PREFIX", ""),
         )
 
 

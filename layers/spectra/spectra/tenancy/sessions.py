@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +35,15 @@ class _CachedSession:
 
 
 class OrgSessions:
-    """Hands out boto3 clients that act with one org's credentials only."""
+    """Hands out boto3 clients that act with one org's credentials only.
+
+    ``role_arn`` is the shared org-scoped records role, or a function giving each org its own
+    role (telemetry: one role per org, reaching only that org's table).
+    """
 
     def __init__(
         self,
-        role_arn: str,
+        role_arn: str | Callable[[OrgContext], str],
         *,
         sts_client: STSClient | None = None,
         session_seconds: int = SESSION_SECONDS,
@@ -71,8 +76,9 @@ class OrgSessions:
             return cached
         if self._sts is None:
             self._sts = boto3.client("sts", config=CLIENT_CONFIG)
+        role_arn = self._role_arn(org) if callable(self._role_arn) else self._role_arn
         response = self._sts.assume_role(
-            RoleArn=self._role_arn,
+            RoleArn=role_arn,
             RoleSessionName=f"org-{org.org_id}"[:64],
             DurationSeconds=self._session_seconds,
             Tags=[{"Key": "org", "Value": org.org_id}],

@@ -1,0 +1,94 @@
+"""``/things/{thingId}/data``: telemetry frames into the org's own table (tier standard).
+
+Three bodies: frames, columns, or a payload mapped by a template (``previewOnly`` writes
+nothing). The whole request is refused, with every problem listed, when anything is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spectra.auth.scopes import Action
+from spectra.config import get_settings
+from spectra.deployment import org_sessions, page_tokens
+from spectra.http import CurrentOrg, access, create_resolver
+from spectra.models.telemetry import (
+    ColumnarRequest,
+    FramesRequest,
+    IngestResult,
+    TemplateIngestResult,
+)
+from spectra.observability import logger, metrics, tracer
+from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
+from spectra.repositories.organizations import OrganizationRepository
+from spectra.repositories.things import ThingRepository
+from spectra.services.metrics import MetricService
+from spectra.services.templates import TemplateService
+from spectra.services.thing_types import ThingTypeService
+from spectra.telemetry.ingest import TelemetryIngest, frames_from_columns
+from spectra.telemetry.writer import TelemetryWriter
+from spectra.tenancy.sessions import OrgSessions
+
+app = create_resolver()
+settings = get_settings()
+_records = settings.records_table
+_metrics = MetricService(MetricRepository(org_sessions(), _records), page_tokens=page_tokens())
+# Telemetry is reached only through each org's own role, which can touch that org's table only.
+telemetry_sessions = OrgSessions(lambda org: f"{settings.org_role_arn_prefix}{org.org_id}")
+ingest = TelemetryIngest(
+    things=ThingRepository(org_sessions(), _records),
+    organizations=OrganizationRepository(org_sessions(), _records),
+    thing_types=ThingTypeService(ThingTypeRepository(org_sessions(), _records), _metrics, page_tokens=page_tokens()),
+    metrics=_metrics,
+    templates=TemplateService(TemplateRepository(org_sessions(), _records), _metrics, page_tokens=page_tokens()),
+    writer=TelemetryWriter(telemetry_sessions, lambda org_id: f"{settings.telemetry_table_prefix}{org_id}"),
+)
+
+ThingId = Annotated[str, Path(description="A thing id (GUID)")]
+THING = ("PLACE/*/*/THING/*/{thingId}", "THING/*/{thingId}")
+
+
+@app.post("/v2/things/<thingId>/data", tags=["Telemetry"], summary="Ingest frames")
+@access(Action.WRITE, *THING)
+def ingest_frames(thingId: ThingId, request: FramesRequest, org: CurrentOrg) -> IngestResult:
+    frames = [(frame.timestamp, frame.metrics) for frame in request.frames]
+    return ingest.ingest_frames(org, thingId, frames, field="frames")
+
+
+@app.post("/v2/thing/<thingId>/data", tags=["Telemetry"], summary="Ingest frames (alias of /things/{thingId}/data)")
+@access(Action.WRITE, *THING)
+def ingest_frames_alias(thingId: ThingId, request: FramesRequest, org: CurrentOrg) -> IngestResult:
+    return ingest_frames(thingId, request, org)
+
+
+@app.post("/v2/things/<thingId>/data/columnar", tags=["Telemetry"], summary="Ingest columns and rows")
+@access(Action.WRITE, *THING)
+def ingest_columns(thingId: ThingId, request: ColumnarRequest, org: CurrentOrg) -> IngestResult:
+    return ingest.ingest_frames(org, thingId, frames_from_columns(request.columns, request.rows), field="rows")
+
+
+@app.post(
+    "/v2/things/<thingId>/data/template/<templateId>",
+    tags=["Telemetry"],
+    summary="Ingest a payload mapped by a template (previewOnly=true writes nothing)",
+)
+@access(Action.WRITE, *THING)
+def ingest_with_template(
+    thingId: ThingId,
+    templateId: Annotated[str, Path(description="A template id (GUID)")],
+    payload: Annotated[dict[str, Any] | list[Any], Body(description="The device's own JSON, mapped by the template")],
+    org: CurrentOrg,
+    previewOnly: Annotated[bool, Query(description="Report what would be written, write nothing")] = False,
+) -> TemplateIngestResult:
+    return ingest.ingest_template(org, thingId, templateId, payload, preview_only=previewOnly)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
