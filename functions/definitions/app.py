@@ -15,8 +15,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.config import get_settings
-from spectra.deployment import org_sessions, page_tokens
+from spectra.deployment import (
+    metric_service,
+    template_service,
+    thing_type_service,
+)
 from spectra.http import (
     ContinuationToken,
     CurrentOrg,
@@ -51,18 +54,12 @@ from spectra.models.definitions import (
     UpdateThingTypeVersionRequest,
 )
 from spectra.observability import logger, metrics, tracer
-from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
-from spectra.services.metrics import MetricService, metric_schema
-from spectra.services.templates import TemplateService
-from spectra.services.thing_types import ThingTypeService
+from spectra.services.metrics import metric_schema
 
 app = create_resolver()
-_table = get_settings().records_table
-metric_definitions = MetricService(MetricRepository(org_sessions(), _table), page_tokens=page_tokens())
-thing_types = ThingTypeService(
-    ThingTypeRepository(org_sessions(), _table), metric_definitions, page_tokens=page_tokens()
-)
-templates = TemplateService(TemplateRepository(org_sessions(), _table), metric_definitions, page_tokens=page_tokens())
+metric_definitions = metric_service()
+thing_types = thing_type_service()
+templates = template_service()
 
 MetricId = Annotated[str, Path(description="A metric definition id (mdef_…)")]
 ThingTypeId = Annotated[str, Path(description="A thing type id (tdefi_…)")]

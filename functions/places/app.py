@@ -14,8 +14,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.config import get_settings
-from spectra.deployment import org_sessions, page_tokens
+from spectra.deployment import (
+    metric_service,
+    page_tokens,
+    place_repository,
+)
 from spectra.http import (
     ContinuationToken,
     CurrentOrg,
@@ -43,18 +46,10 @@ from spectra.models.places import (
     UpdateSiteRequest,
 )
 from spectra.observability import logger, metrics, tracer
-from spectra.repositories.definitions import MetricRepository
-from spectra.repositories.places import PlaceRepository
-from spectra.services.metrics import MetricService
 from spectra.services.places import PlaceService
 
 app = create_resolver()
-_table = get_settings().records_table
-places = PlaceService(
-    PlaceRepository(org_sessions(), _table),
-    MetricService(MetricRepository(org_sessions(), _table), page_tokens=page_tokens()),
-    page_tokens=page_tokens(),
-)
+places = PlaceService(place_repository(), metric_service(), page_tokens=page_tokens())
 
 SiteId = Annotated[str, Path(description="A site id (GUID)")]
 LevelId = Annotated[str, Path(description="A level id (GUID)")]

@@ -14,7 +14,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
 from spectra.config import get_settings
-from spectra.deployment import org_sessions, page_tokens
+from spectra.deployment import (
+    metric_service,
+    organization_repository,
+    template_service,
+    thing_repository,
+    thing_type_service,
+)
 from spectra.http import CurrentOrg, access, create_resolver
 from spectra.models.telemetry import (
     ColumnarRequest,
@@ -23,28 +29,20 @@ from spectra.models.telemetry import (
     TemplateIngestResult,
 )
 from spectra.observability import logger, metrics, tracer
-from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
-from spectra.repositories.organizations import OrganizationRepository
-from spectra.repositories.things import ThingRepository
-from spectra.services.metrics import MetricService
-from spectra.services.templates import TemplateService
-from spectra.services.thing_types import ThingTypeService
 from spectra.telemetry.ingest import TelemetryIngest, frames_from_columns
 from spectra.telemetry.writer import TelemetryWriter
 from spectra.tenancy.sessions import OrgSessions
 
 app = create_resolver()
 settings = get_settings()
-_records = settings.records_table
-_metrics = MetricService(MetricRepository(org_sessions(), _records), page_tokens=page_tokens())
 # Telemetry is reached only through each org's own role, which can touch that org's table only.
 telemetry_sessions = OrgSessions(lambda org: f"{settings.org_role_arn_prefix}{org.org_id}")
 ingest = TelemetryIngest(
-    things=ThingRepository(org_sessions(), _records),
-    organizations=OrganizationRepository(org_sessions(), _records),
-    thing_types=ThingTypeService(ThingTypeRepository(org_sessions(), _records), _metrics, page_tokens=page_tokens()),
-    metrics=_metrics,
-    templates=TemplateService(TemplateRepository(org_sessions(), _records), _metrics, page_tokens=page_tokens()),
+    things=thing_repository(),
+    organizations=organization_repository(),
+    thing_types=thing_type_service(),
+    metrics=metric_service(),
+    templates=template_service(),
     writer=TelemetryWriter(telemetry_sessions, lambda org_id: f"{settings.telemetry_table_prefix}{org_id}"),
 )
 

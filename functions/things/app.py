@@ -16,7 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
 from spectra.config import get_settings
-from spectra.deployment import org_sessions, page_tokens
+from spectra.deployment import (
+    org_sessions,
+    page_tokens,
+    place_repository,
+    thing_repository,
+    thing_type_service,
+)
 from spectra.events import ThingEvents
 from spectra.http import (
     ContinuationToken,
@@ -32,21 +38,15 @@ from spectra.http import (
 )
 from spectra.models.things import CreateThingRequest, Thing, ThingPage, UpdateThingRequest
 from spectra.observability import logger, metrics, tracer
-from spectra.repositories.definitions import MetricRepository, ThingTypeRepository
-from spectra.repositories.places import PlaceRepository
-from spectra.repositories.things import ThingRepository
-from spectra.services.metrics import MetricService
-from spectra.services.thing_types import ThingTypeService
 from spectra.services.things import ThingService
 
 app = create_resolver()
 settings = get_settings()
 sqs = boto3.client("sqs")
-_metrics = MetricService(MetricRepository(org_sessions(), settings.records_table), page_tokens=page_tokens())
 things = ThingService(
-    ThingRepository(org_sessions(), settings.records_table),
-    PlaceRepository(org_sessions(), settings.records_table),
-    ThingTypeService(ThingTypeRepository(org_sessions(), settings.records_table), _metrics, page_tokens=page_tokens()),
+    thing_repository(),
+    place_repository(),
+    thing_type_service(),
     ThingEvents(org_sessions(), settings.records_table, sqs, settings.thing_events_queue_url),
     page_tokens=page_tokens(),
 )

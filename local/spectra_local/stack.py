@@ -29,14 +29,13 @@ def reset_process_caches() -> None:
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     config.get_settings.cache_clear()
-    for cached in (
-        deployment.org_sessions,
-        deployment.page_tokens,
-        deployment.api_key_repository,
-        deployment.organization_repository,
+    # Every per-container object the layer builds (deployment's cached factories) and the
+    # idempotency store: all of them, so a new factory is never left stale by mistake.
+    factories = [getattr(deployment, name) for name in dir(deployment)]
+    for cached in [f for f in factories if hasattr(f, "cache_clear")] + [
         idempotency._persistence_layer,
         idempotency._config,
-    ):
+    ]:
         cached.cache_clear()
 
 

@@ -12,7 +12,13 @@ from spectra.config import get_settings
 from spectra.pagination import PageTokens
 from spectra.platform_secrets import platform_secret
 from spectra.repositories.api_keys import ApiKeyRepository
+from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
 from spectra.repositories.organizations import OrganizationRepository
+from spectra.repositories.places import PlaceRepository
+from spectra.repositories.things import ThingRepository
+from spectra.services.metrics import MetricService
+from spectra.services.templates import TemplateService
+from spectra.services.thing_types import ThingTypeService
 from spectra.tenancy.sessions import OrgSessions
 
 
@@ -41,3 +47,33 @@ def api_key_repository() -> ApiKeyRepository:
 @cache
 def organization_repository() -> OrganizationRepository:
     return OrganizationRepository(org_sessions(), get_settings().records_table)
+
+
+@cache
+def metric_service() -> MetricService:
+    """Metric definitions (used by every capability that resolves metrics)."""
+    return MetricService(MetricRepository(org_sessions(), get_settings().records_table), page_tokens=page_tokens())
+
+
+@cache
+def thing_type_service() -> ThingTypeService:
+    return ThingTypeService(
+        ThingTypeRepository(org_sessions(), get_settings().records_table), metric_service(), page_tokens=page_tokens()
+    )
+
+
+@cache
+def template_service() -> TemplateService:
+    return TemplateService(
+        TemplateRepository(org_sessions(), get_settings().records_table), metric_service(), page_tokens=page_tokens()
+    )
+
+
+@cache
+def place_repository() -> PlaceRepository:
+    return PlaceRepository(org_sessions(), get_settings().records_table)
+
+
+@cache
+def thing_repository() -> ThingRepository:
+    return ThingRepository(org_sessions(), get_settings().records_table)
