@@ -22,23 +22,30 @@ def history_event(event: str, org: OrgContext, now: datetime) -> dict[str, str]:
     return {"event": event, "at": to_iso(now), "by": org.actor}
 
 
+def stamps(org: OrgContext, now: datetime) -> dict[str, str]:
+    """Who created a record and when (every record carries these, soft-deletable or not)."""
+    stamp = to_iso(now)
+    return {"createdAt": stamp, "updatedAt": stamp, "createdBy": org.actor, "updatedBy": org.actor}
+
+
+def touched(org: OrgContext, now: datetime) -> dict[str, str]:
+    """Who changed a record last and when."""
+    return {"updatedAt": to_iso(now), "updatedBy": org.actor}
+
+
 def new_record_fields(org: OrgContext, now: datetime) -> dict[str, Any]:
     """The bookkeeping fields of a newly created definition."""
-    stamp = to_iso(now)
     return {
         "isDeleted": False,
         "lockVersion": 1,
-        "createdAt": stamp,
-        "updatedAt": stamp,
-        "createdBy": org.actor,
-        "updatedBy": org.actor,
+        **stamps(org, now),
         "history": [history_event("created", org, now)],
     }
 
 
 def change_fields(org: OrgContext, now: datetime, record: Mapping[str, Any]) -> dict[str, Any]:
     """Fields every change sets: who, when, and the next version."""
-    return {"updatedAt": to_iso(now), "updatedBy": org.actor, "lockVersion": int(record.get("lockVersion", 1)) + 1}
+    return {**touched(org, now), "lockVersion": int(record.get("lockVersion", 1)) + 1}
 
 
 def deletion_fields(org: OrgContext, now: datetime, record: Mapping[str, Any]) -> dict[str, Any]:

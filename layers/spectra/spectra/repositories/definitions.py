@@ -67,21 +67,18 @@ class _DefinitionTable(OrgScopedTable):
         remove_fields: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Apply a guarded change and return the record as it now is (409 if the guard fails)."""
-        operation = self.update_operation(
+        return self._apply(
             org,
-            record_id,
-            set_fields=set_fields,
-            condition=condition,
-            condition_values=condition_values,
-            history=history,
-            remove_fields=remove_fields,
-        )["Update"]
-        try:
-            return self._update(org, operation)
-        except ClientError as error:
-            if is_condition_failure(error):
-                raise Conflict(CONCURRENT_CHANGE) from error
-            raise
+            self.update_operation(
+                org,
+                record_id,
+                set_fields=set_fields,
+                condition=condition,
+                condition_values=condition_values,
+                history=history,
+                remove_fields=remove_fields,
+            ),
+        )
 
     def update_operation(
         self,

@@ -26,11 +26,7 @@ class OrganizationRepository(OrgScopedTable):
     """An org's own profile, read and written with the org's credentials."""
 
     def get(self, org: OrgContext) -> dict[str, Any] | None:
-        response = self._client(org).get_item(
-            TableName=self._table, Key=to_item(keys.org_profile_key(org)), ConsistentRead=True
-        )
-        item = response.get("Item")
-        return from_item(item) if item else None
+        return self._get(org, keys.org_profile_key(org))
 
     def create(self, org: OrgContext, profile: Mapping[str, Any], first_key: Mapping[str, Any]) -> None:
         """Write the profile, the key set and the first admin key together, or nothing."""

@@ -19,7 +19,8 @@ from typing import Any
 from spectra.auth.scopes import Action
 from spectra.errors import Conflict, FieldError, NotFound, ValidationFailed
 from spectra.identifiers import is_guid, new_guid
-from spectra.models.common import to_iso, utc_now
+from spectra.lifecycle import stamps, touched
+from spectra.models.common import utc_now
 from spectra.models.places import (
     DEFAULT_LEVEL_TYPES,
     CreateFleetRequest,
@@ -59,15 +60,6 @@ def site_path(site_id: str) -> str:
 
 def fleet_path(fleet_id: str) -> str:
     return f"PLACE/Fleet/{fleet_id}"
-
-
-def stamps(org: OrgContext, now: datetime) -> dict[str, str]:
-    stamp = to_iso(now)
-    return {"createdAt": stamp, "updatedAt": stamp, "createdBy": org.actor, "updatedBy": org.actor}
-
-
-def touched(org: OrgContext, now: datetime) -> dict[str, str]:
-    return {"updatedAt": to_iso(now), "updatedBy": org.actor}
 
 
 def _blocked(kind: str, counts: Mapping[str, int]) -> Conflict:

@@ -96,7 +96,7 @@ class ThingTypeService:
             "metricIds": request.metricIds,
             "deletedMetricIds": [],
             "propertyDefinitions": definitions,
-            **self._stamps(org, now),
+            **lifecycle.stamps(org, now),
         }
         index = {
             "entity": "ThingType",
@@ -174,7 +174,7 @@ class ThingTypeService:
             "metricIds": request.metricIds,
             "deletedMetricIds": [m for m in latest["metricIds"] if m not in set(request.metricIds)],
             "propertyDefinitions": definitions,
-            **self._stamps(org, now),
+            **lifecycle.stamps(org, now),
         }
         move_index = self._types.update_operation(
             org,
@@ -262,8 +262,3 @@ class ThingTypeService:
             raise NotFound("No such thing type version.")
         org.require(Action.READ, *version_paths(version))
         return version
-
-    @staticmethod
-    def _stamps(org: OrgContext, now: datetime) -> dict[str, Any]:
-        stamp = to_iso(now)
-        return {"createdAt": stamp, "updatedAt": stamp, "createdBy": org.actor, "updatedBy": org.actor}

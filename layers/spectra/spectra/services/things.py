@@ -23,6 +23,7 @@ from spectra.auth.scopes import Action
 from spectra.errors import FieldError, NotFound, ValidationFailed
 from spectra.events import ThingEvents
 from spectra.identifiers import is_guid, new_guid
+from spectra.lifecycle import stamps, touched
 from spectra.models.common import utc_now
 from spectra.models.things import CreateThingRequest, Thing, ThingPage, UpdateThingRequest
 from spectra.pagination import PageRequest, PageTokens
@@ -30,7 +31,6 @@ from spectra.properties import validate_properties
 from spectra.repositories.places import PlaceRepository, counter_change, delete_unchanged, guarded_update, put_new
 from spectra.repositories.things import ThingRepository
 from spectra.services.listing import list_page
-from spectra.services.places import stamps, touched
 from spectra.services.thing_types import ThingTypeService
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext

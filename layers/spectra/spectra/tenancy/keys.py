@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from spectra.identifiers import MalformedId, is_guid
+from spectra.identifiers import MalformedId, is_guid, require_prefixed
 from spectra.tenancy.context import OrgContext
 
 Key = dict[str, str]
@@ -75,9 +75,7 @@ TEMPLATE_SORT_PREFIX = "TEMPLATE#"
 
 
 def _prefixed(value: str, prefix: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(rf"{prefix}_[0-9a-f]{{32}}", value):
-        raise MalformedId(f"id must look like {prefix}_<32 hex digits>")
-    return value
+    return require_prefixed(value, prefix)
 
 
 def metrics_partition(org: OrgContext) -> str:
