@@ -257,10 +257,10 @@ class Provisioner:
         now = to_iso(self._clock())
         updated = self._organizations.set_status(org, DELETED, now)
         for key in self._keys.all(org):
-            attributes: dict[str, Any] = {"orgStatus": DELETED}
-            if key.get("state") != REVOKED_STATE:
-                attributes.update({"state": REVOKED_STATE, "revokedAt": now, "updatedAt": now, "updatedBy": "operator"})
-            self._keys.set_org_attributes(org, key["keyId"], attributes)
+            if key.get("state") == REVOKED_STATE:
+                self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": DELETED})
+            else:
+                self._keys.revoke_with_org(org, key["keyId"], org_status=DELETED, at=now, actor=org.actor)
         if self._usage_plans and profile.get("usageApiKeyId"):
             self._usage_plans.delete(str(profile["usageApiKeyId"]))
         if self._stores:

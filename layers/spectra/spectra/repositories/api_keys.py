@@ -139,6 +139,24 @@ class ApiKeyRepository(OrgScopedTable):
             )
         )
 
+    def revoke_with_org(self, org: OrgContext, key_id: str, *, org_status: str, at: str, actor: str) -> None:
+        """Revoke a key because its org is being deleted (no last-admin rule: the org goes too)."""
+        self._client(org).update_item(
+            **update_operation(
+                self._table,
+                keys.api_key_key(org, key_id),
+                set_fields={
+                    "orgStatus": org_status,
+                    "state": REVOKED_STATE,
+                    "revokedAt": at,
+                    "updatedAt": at,
+                    "updatedBy": actor,
+                },
+                remove_fields=("previousSecretHash", "previousSecretValidUntil"),
+                condition="attribute_exists(pk)",
+            )
+        )
+
     def set_org_attributes(self, org: OrgContext, key_id: str, attributes: Mapping[str, Any]) -> None:
         """Copy org-level facts (status, plan) onto a key, so the authorizer needs one read."""
         self._client(org).update_item(
