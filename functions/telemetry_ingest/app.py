@@ -13,10 +13,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.config import get_settings
 from spectra.deployment import (
     metric_service,
     organization_repository,
+    telemetry_tables,
     template_service,
     thing_repository,
     thing_type_service,
@@ -30,20 +30,15 @@ from spectra.models.telemetry import (
 )
 from spectra.observability import logger, metrics, tracer
 from spectra.telemetry.ingest import TelemetryIngest, frames_from_columns
-from spectra.telemetry.writer import TelemetryWriter
-from spectra.tenancy.sessions import OrgSessions
 
 app = create_resolver()
-settings = get_settings()
-# Telemetry is reached only through each org's own role, which can touch that org's table only.
-telemetry_sessions = OrgSessions(lambda org: f"{settings.org_role_arn_prefix}{org.org_id}")
 ingest = TelemetryIngest(
     things=thing_repository(),
     organizations=organization_repository(),
     thing_types=thing_type_service(),
     metrics=metric_service(),
     templates=template_service(),
-    writer=TelemetryWriter(telemetry_sessions, lambda org_id: f"{settings.telemetry_table_prefix}{org_id}"),
+    tables=telemetry_tables(),
 )
 
 ThingId = Annotated[str, Path(description="A thing id (GUID)")]

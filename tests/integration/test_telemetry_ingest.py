@@ -2,66 +2,28 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 
-from spectra.repositories.dynamo import from_item
 from spectra_local.stack import LocalStack
 from tests.integration.factories import Org, assert_problem, create_key, scope
-
-DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True)
-class Device:
-    thing_id: str
-    voltage: str  # metric ids
-    count: str
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def call(stack: LocalStack, key: str, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-    return stack.request(method, path, key=key, json_body=body, **kwargs)
+from tests.integration.telemetry_support import (
+    DAY_MS,
+    Device,
+    call,
+    frames,
+    make_device,
+    now_ms,
+    stored,
+    telemetry_client,
+    unprocessed_items,
+)
 
 
 @pytest.fixture
 def device(stack: LocalStack, org: Org) -> Device:
-    key = org.admin_key
-    voltage = call(
-        stack,
-        key,
-        "POST",
-        "/v2/definitions/metrics",
-        {"name": "Voltage", "dataType": "Double", "defaultAggregation": "Avg"},
-    ).json()["metricId"]
-    count = call(
-        stack, key, "POST", "/v2/definitions/metrics", {"name": "Count", "dataType": "Int", "defaultAggregation": "Sum"}
-    ).json()["metricId"]
-    type_id = call(
-        stack, key, "POST", "/v2/definitions/thing-types", {"displayName": "Battery", "metricIds": [voltage, count]}
-    ).json()["thingTypeId"]
-    site = call(
-        stack, key, "POST", "/v2/sites", {"siteName": "HQ", "address": "1 Main St", "latitude": 0, "longitude": 0}
-    ).json()["siteId"]
-    thing = call(stack, key, "POST", f"/v2/sites/{site}/things", {"thingName": "b1", "thingTypeId": type_id})
-    return Device(thing.json()["thingId"], voltage, count)
-
-
-def stored(stack: LocalStack, org: Org) -> list[dict[str, Any]]:
-    table = stack.environment("telemetry_ingest")["TELEMETRY_TABLE_PREFIX"] + org.org_id
-    items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
-    return sorted((from_item(i) for i in items), key=lambda i: i["timestamp"])
-
-
-def frames(*frames: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    return {"frames": [{"timestamp": ts, "metrics": metrics} for ts, metrics in frames]}
+    return make_device(stack, org)
 
 
 def test_frames_are_stored_by_metric_id_with_coerced_values(stack: LocalStack, org: Org, device: Device) -> None:
@@ -208,56 +170,31 @@ def test_idempotent_retry_writes_nothing_twice(stack: LocalStack, org: Org, devi
     assert len(stored(stack, org)) == 1
 
 
-class _Stingy:
-    """Wraps the org's telemetry client: each batch call leaves some items unprocessed at first."""
-
-    def __init__(self, client: Any, hold_back: int) -> None:
-        self._client, self._hold_back, self.calls = client, hold_back, 0
-
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-        self.calls += 1
-        [(table, requests)] = RequestItems.items()
-        # Hold some back while a call carries more than that, as DynamoDB does under load.
-        held = self._hold_back if len(requests) > self._hold_back else 0
-        kept, written = requests[:held], requests[held:]
-        if written:
-            self._client.batch_write_item(RequestItems={table: written})
-        return {"UnprocessedItems": {table: kept} if kept else {}}
-
-
 def test_unprocessed_items_are_retried_until_all_are_written(
     stack: LocalStack, org: Org, device: Device, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ingest = stack.function("telemetry_ingest").load().ingest
-    writer = ingest._writer
-    monkeypatch.setattr(writer, "_sleep", lambda _seconds: None)
-    from spectra.tenancy.context import OrgContext
-
-    real = writer._sessions.client(OrgContext.for_operator(org.org_id), "dynamodb")
-    stingy = _Stingy(real, hold_back=5)
-    monkeypatch.setattr(writer._sessions, "client", lambda *_args: stingy)
+    tables = stack.function("telemetry_ingest").load().ingest._tables
+    monkeypatch.setattr(tables, "_sleep", lambda _seconds: None)
     start = now_ms() - 100_000
     body = frames(*((start + i, {"Count": i}) for i in range(60)))
 
-    response = call(stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", body)
+    with unprocessed_items(telemetry_client(stack, "telemetry_ingest", org), hold_back=5) as dynamodb:
+        response = call(stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", body)
 
     assert response.status == 200
-    assert [i["values"][device.count] for i in stored(stack, org)] == list(range(60))
-    assert stingy.calls > 3  # 3 batches of 25, each needing more than one call
+    assert [i["values"][device.count] for i in stored(stack, org)] == list(range(60))  # nothing lost or doubled
+    assert dynamodb.kept_back > 0
+    assert dynamodb.calls > 3  # 3 batches of 25, each needing more than one call
 
 
 def test_items_kept_back_past_the_retry_budget_fail_the_request(
     stack: LocalStack, org: Org, device: Device, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = stack.function("telemetry_ingest").load().ingest._writer
-    monkeypatch.setattr(writer, "_sleep", lambda _seconds: None)
+    tables = stack.function("telemetry_ingest").load().ingest._tables
+    monkeypatch.setattr(tables, "_sleep", lambda _seconds: None)
+    body = frames(*((now_ms() - 1000 + i, {"Count": i}) for i in range(3)))
 
-    class Never:
-        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-            return {"UnprocessedItems": RequestItems}
+    with unprocessed_items(telemetry_client(stack, "telemetry_ingest", org), hold_back=1, forever=True):
+        response = call(stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", body)
 
-    monkeypatch.setattr(writer._sessions, "client", lambda *_args: Never())
-    response = call(
-        stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", frames((now_ms(), {"Count": 1}))
-    )
     assert_problem(response, 503, "service_unavailable")

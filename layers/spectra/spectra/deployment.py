@@ -19,6 +19,7 @@ from spectra.repositories.things import ThingRepository
 from spectra.services.metrics import MetricService
 from spectra.services.templates import TemplateService
 from spectra.services.thing_types import ThingTypeService
+from spectra.telemetry.table import TelemetryTables
 from spectra.tenancy.sessions import OrgSessions
 
 
@@ -77,3 +78,12 @@ def place_repository() -> PlaceRepository:
 @cache
 def thing_repository() -> ThingRepository:
     return ThingRepository(org_sessions(), get_settings().records_table)
+
+
+@cache
+def telemetry_tables() -> TelemetryTables:
+    """Each org's telemetry table, reached only by assuming that org's own role (which can touch
+    that table and nothing else); the function's own role has no rights on telemetry."""
+    settings = get_settings()
+    sessions = OrgSessions(lambda org: f"{settings.org_role_arn_prefix}{org.org_id}")
+    return TelemetryTables(sessions, lambda org_id: f"{settings.telemetry_table_prefix}{org_id}")

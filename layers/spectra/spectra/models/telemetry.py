@@ -48,3 +48,56 @@ class TemplateIngestResult(ApplyReport):
     thingId: str
     templateId: str
     previewOnly: bool
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+class SeriesMetric(ResponseModel):
+    """A metric in a telemetry read, and how its values were rolled up (``null`` when raw)."""
+
+    metricId: str
+    name: str
+    dataType: str
+    aggregation: str | None = None
+
+
+class TelemetryItem(ResponseModel):
+    timestamp: int = Field(description="Epoch ms of the frame, or of the bin's start when binned")
+    metrics: dict[str, Any] = Field(description="Values by metric name")
+
+
+class ThingTelemetry(ResponseModel):
+    """``GET /things/{thingId}/events`` and ``/recent-events``."""
+
+    thingId: str
+    metrics: list[SeriesMetric]
+    items: list[TelemetryItem]
+    continuationToken: str | None = None
+    hasMore: bool = False
+
+
+class PlaceTelemetry(ResponseModel):
+    """``GET /sites/{siteId}/timeseries`` and ``/fleets/{fleetId}/timeseries``: every thing in
+    the place the key may read, rolled up together."""
+
+    placeId: str
+    placeType: str
+    thingCount: int = Field(description="Things whose data the series covers")
+    metrics: list[SeriesMetric]
+    items: list[TelemetryItem]
+    continuationToken: str | None = None
+    hasMore: bool = False
+
+
+class SummaryMetric(ResponseModel):
+    metricId: str
+    name: str
+    dataType: str
+    value: Any = Field(default=None, description="The newest value inside the retention window, or null")
+    timestamp: int | None = None
+
+
+class ThingSummary(ResponseModel):
+    thingId: str
+    metrics: list[SummaryMetric]

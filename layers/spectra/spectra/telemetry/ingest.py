@@ -28,7 +28,7 @@ from spectra.services.metrics import MetricService
 from spectra.services.templates import TemplateService, metric_infos
 from spectra.services.thing_types import ThingTypeService
 from spectra.services.things import paths_of
-from spectra.telemetry.writer import TelemetryWriter
+from spectra.telemetry.table import TelemetryTables
 from spectra.tenancy.context import OrgContext
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -44,7 +44,7 @@ class TelemetryIngest:
         thing_types: ThingTypeService,
         metrics: MetricService,
         templates: TemplateService,
-        writer: TelemetryWriter,
+        tables: TelemetryTables,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._things = things
@@ -52,7 +52,7 @@ class TelemetryIngest:
         self._types = thing_types
         self._metrics = metrics
         self._templates = templates
-        self._writer = writer
+        self._tables = tables
         self._clock = clock
 
     def ingest_frames(self, org: OrgContext, thing_id: str, frames: Sequence[RawFrame], *, field: str) -> IngestResult:
@@ -143,7 +143,9 @@ class TelemetryIngest:
             }
             for timestamp, values in sorted(rows.items())
         ]
-        self._writer.write(org, items)
+        table = self._tables.of(org)
+        table.put_frames(items)
+        table.merge_latest_values(thing_id, rows, stamp)
 
 
 def _window_problem(timestamp: int, now: datetime, retention_days: int) -> str | None:
