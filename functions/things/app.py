@@ -8,22 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import boto3
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.config import get_settings
 from spectra.deployment import (
-    org_sessions,
     page_tokens,
     place_repository,
+    thing_events,
     thing_repository,
     thing_type_service,
 )
-from spectra.events import ThingEvents
 from spectra.http import (
     ContinuationToken,
     CurrentOrg,
@@ -41,13 +38,11 @@ from spectra.observability import logger, metrics, tracer
 from spectra.services.things import ThingService
 
 app = create_resolver()
-settings = get_settings()
-sqs = boto3.client("sqs")
 things = ThingService(
     thing_repository(),
     place_repository(),
     thing_type_service(),
-    ThingEvents(org_sessions(), settings.records_table, sqs, settings.thing_events_queue_url),
+    thing_events(),
     page_tokens=page_tokens(),
 )
 

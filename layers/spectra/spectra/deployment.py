@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from functools import cache
 
+import boto3
+
 from spectra.config import get_settings
+from spectra.events import ThingEvents
 from spectra.pagination import PageTokens
 from spectra.platform_secrets import platform_secret
 from spectra.repositories.api_keys import ApiKeyRepository
@@ -87,3 +90,10 @@ def telemetry_tables() -> TelemetryTables:
     settings = get_settings()
     sessions = OrgSessions(lambda org: f"{settings.org_role_arn_prefix}{org.org_id}")
     return TelemetryTables(sessions, lambda org_id: f"{settings.telemetry_table_prefix}{org_id}")
+
+
+@cache
+def thing_events() -> ThingEvents:
+    """The org outboxes and the queue that announces deleted things to the retention job."""
+    settings = get_settings()
+    return ThingEvents(org_sessions(), settings.records_table, boto3.client("sqs"), settings.thing_events_queue_url)

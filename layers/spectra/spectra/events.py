@@ -52,6 +52,18 @@ class ThingEvents(OrgScopedTable):
             return False
         return True
 
+    def pending_thing_deletions(self, org: OrgContext, *, limit: int = 100) -> list[str]:
+        """Thing ids whose ``ThingDeleted`` is still in the outbox (its send failed)."""
+        page = self._page(
+            org,
+            keys.outbox_partition(org),
+            f"{THING_DELETED}#",
+            limit=limit,
+            start_after=None,
+            keep=lambda _entry: True,
+        )
+        return [str(entry["thingId"]) for entry in page.items]
+
     @staticmethod
     def _message(org: OrgContext, thing_id: str) -> dict[str, str]:
         return {"type": THING_DELETED, "orgId": org.org_id, "thingId": thing_id}

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spectra.errors import Conflict
+from spectra.models.organization import DEFAULT_RETENTION_DAYS
 from spectra.repositories.dynamo import (
     OrgScopedTable,
     QueryPage,
@@ -16,7 +17,6 @@ from spectra.repositories.dynamo import (
     query_page,
     to_item,
     to_values,
-    update_operation,
 )
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
@@ -62,18 +62,56 @@ class OrganizationRepository(OrgScopedTable):
                 raise Conflict("The organization already exists.") from error
             raise
 
-    def set_retention(self, org: OrgContext, days: int, updated_at: str, actor: str) -> dict[str, Any]:
-        """Set ``telemetryRetentionDays``; returns the profile as it was before."""
-        response = self._client(org).update_item(
-            **update_operation(
-                self._table,
-                keys.org_profile_key(org),
-                set_fields={"telemetryRetentionDays": days, "updatedAt": updated_at, "updatedBy": actor},
-                condition="attribute_exists(pk)",
-            ),
-            ReturnValues="ALL_OLD",
-        )
+    def set_retention(
+        self, org: OrgContext, days: int, updated_at: str, actor: str, *, expected: int | None
+    ) -> dict[str, Any] | None:
+        """Set ``telemetryRetentionDays`` if it is still ``expected`` (``None``: never set).
+
+        Lengthening also marks the org's stored telemetry for re-stamping (``telemetryRestampSince``,
+        kept if already set), in the same write, so the retention job never misses it. Returns the
+        profile as it was, or ``None`` when another change came first.
+        """
+        lengthening = days > (expected if expected is not None else DEFAULT_RETENTION_DAYS)
+        assignments = ["telemetryRetentionDays = :days", "updatedAt = :at", "updatedBy = :by"]
+        if lengthening:
+            assignments.append("telemetryRestampSince = if_not_exists(telemetryRestampSince, :at)")
+        values: dict[str, Any] = {":days": days, ":at": updated_at, ":by": actor}
+        if expected is None:
+            guard = "attribute_exists(pk) AND attribute_not_exists(telemetryRetentionDays)"
+        else:
+            guard = "attribute_exists(pk) AND telemetryRetentionDays = :expected"
+            values[":expected"] = expected
+        try:
+            response = self._client(org).update_item(
+                TableName=self._table,
+                Key=to_item(keys.org_profile_key(org)),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ConditionExpression=guard,
+                ExpressionAttributeValues=to_values(values),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return None
+            raise
         return from_item(response["Attributes"])
+
+    def restamp_done(self, org: OrgContext, since: str, days: int) -> bool:
+        """Clear the re-stamp mark after a pass that re-stamped to ``days``; left in place when
+        the retention changed meanwhile (the next pass re-stamps again)."""
+        try:
+            self._client(org).update_item(
+                TableName=self._table,
+                Key=to_item(keys.org_profile_key(org)),
+                UpdateExpression="REMOVE telemetryRestampSince",
+                ConditionExpression="telemetryRestampSince = :since AND telemetryRetentionDays = :days",
+                ExpressionAttributeValues=to_values({":since": since, ":days": days}),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def set_status(self, org: OrgContext, status: str, updated_at: str) -> dict[str, Any]:
         response = self._client(org).update_item(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from spectra.errors import NotFound
+from spectra.errors import Conflict, NotFound
 from spectra.models.common import to_iso, utc_now
 from spectra.models.organization import (
     DEFAULT_RETENTION_DAYS,
@@ -18,6 +19,8 @@ from spectra.models.organization import (
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.tenancy.context import OrgContext
+
+SETTINGS_ATTEMPTS = 3
 
 
 class OrganizationService:
@@ -61,6 +64,20 @@ class OrganizationService:
             telemetryRetentionDays=int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
         )
 
+    def _set_retention(self, org: OrgContext, days: int, at: str) -> dict[str, Any]:
+        """Compare-and-set on the current value, so a concurrent change is never lost and a
+        lengthening is always marked for re-stamping; returns the profile as it was."""
+        for _attempt in range(SETTINGS_ATTEMPTS):
+            profile = self._organizations.get(org)
+            if profile is None:
+                raise NotFound("No such organization.")
+            current = profile.get("telemetryRetentionDays")
+            expected = int(current) if current is not None else None
+            before = self._organizations.set_retention(org, days, at, org.actor, expected=expected)
+            if before is not None:
+                return before
+        raise Conflict("The settings changed while this request ran; send it again.")
+
     def update_settings(self, org: OrgContext, request: UpdateSettingsRequest) -> SettingsChange:
         """Change the retention window, and say what that means for data already stored.
 
@@ -69,9 +86,7 @@ class OrganizationService:
         everything still inside the new window.
         """
         now = self._clock()
-        before = self._organizations.set_retention(org, request.telemetryRetentionDays, to_iso(now), org.actor)
-        if not before:
-            raise NotFound("No such organization.")
+        before = self._set_retention(org, request.telemetryRetentionDays, to_iso(now))
         previous = int(before.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
         days = request.telemetryRetentionDays
         if days < previous:

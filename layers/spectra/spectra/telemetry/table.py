@@ -87,8 +87,10 @@ class OrgTelemetryTable:
         newest_first: bool = False,
         page_size: int | None = None,
         keys_only: bool = False,
+        projection: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:
-        """Frames of ``thing_id`` with ``start_ms <= timestamp < end_ms``, read lazily page by page."""
+        """Frames of ``thing_id`` with ``start_ms <= timestamp < end_ms``, read lazily page by page
+        (``keys_only`` or ``projection``: only those attributes)."""
         start_ms = max(start_ms, 0)
         if end_ms <= start_ms:
             return
@@ -100,8 +102,11 @@ class OrgTelemetryTable:
             "ScanIndexForward": not newest_first,
             "ReturnConsumedCapacity": "TOTAL",
         }
-        if keys_only:
-            arguments["ProjectionExpression"] = "thingId, #ts"
+        wanted = FRAME_KEY if keys_only else tuple(projection)
+        if wanted:
+            names = {f"#p{index}": name for index, name in enumerate(wanted)}
+            arguments["ExpressionAttributeNames"].update(names)
+            arguments["ProjectionExpression"] = ", ".join(names)
         if page_size:
             arguments["Limit"] = page_size
         while True:

@@ -18,6 +18,10 @@ ORG_REGISTRY_PARTITION = "ORGS#"
 """The one partition outside any org: the operator's list of orgs (provisioning role only)."""
 
 
+RETENTION_PARTITION = "RETENTION#"
+"""The retention job's checkpoints, one per org (no customer data; the retention role only)."""
+
+
 def _guid(value: str, kind: str) -> str:
     if not is_guid(value):
         raise MalformedId(f"{kind} must be a GUID")
@@ -216,3 +220,8 @@ def outbox_key(org: OrgContext, event_type: str, subject_id: str) -> Key:
     if not re.fullmatch(r"[A-Za-z]{1,50}", event_type):
         raise MalformedId("event type must be letters only")
     return {"pk": outbox_partition(org), "sk": f"{event_type}#{_guid(subject_id, 'subject id')}#"}
+
+
+def retention_checkpoint_key(org: OrgContext) -> Key:
+    """Where the retention job records how far it got with ``org`` (sorted like the registry)."""
+    return {"pk": RETENTION_PARTITION, "sk": f"ORG#{_guid(org.org_id, 'org id')}#"}

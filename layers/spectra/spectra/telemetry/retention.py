@@ -1,0 +1,380 @@
+"""The retention job: each org's telemetry kept exactly as long as its current window.
+
+One *pass* per org per UTC day (and again whenever the org's retention changes):
+- every frame older than now minus the org's retention is deleted (moto never expires TTL items,
+  and AWS takes its time, so the job itself removes them; reads never show them either way);
+- after a lengthening (the profile carries ``telemetryRestampSince``), every frame still inside
+  the window gets ``expiresAt`` = its time + the new retention, so TTL cannot delete it early;
+- ``ThingDeleted`` events left in the org's outbox are sent again.
+Every invocation also drains the ``ThingDeleted`` queue, purging each deleted thing's telemetry.
+
+The job reads with Query only, and never relies on one invocation finishing an unbounded
+amount of work: it checkpoints after every page of things and stops when its time budget is
+spent; the next invocation continues from the checkpoint. Everything it does is idempotent,
+so a run that dies midway loses nothing but time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from botocore.exceptions import BotoCoreError, ClientError
+
+from spectra.events import THING_DELETED, ThingEvents
+from spectra.identifiers import is_guid
+from spectra.models.common import utc_now
+from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.observability import logger
+from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
+from spectra.repositories.retention import RetentionCheckpoints
+from spectra.repositories.things import ThingRepository
+from spectra.telemetry.table import BATCH_SIZE, OrgTelemetryTable, TelemetryTables
+from spectra.tenancy.context import OrgContext
+
+DELETED_STATUS = "Deleted"
+THINGS_PER_CHECKPOINT = 25
+REGISTRY_PAGE = 100
+LEASE_SECONDS = 900
+QUEUE_BATCH = 10
+FUTURE_MARGIN_MS = 10 * 60_000  # ingest accepts frames up to 10 minutes ahead
+ORG_DIMENSION = "orgId"
+
+
+class Budget:
+    """Time left for this invocation; work stops (and checkpoints) before it runs out."""
+
+    def __init__(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 30_000) -> None:
+        self._remaining_ms = remaining_ms
+        self._reserve_ms = reserve_ms
+
+    @classmethod
+    def unlimited(cls) -> Budget:
+        return cls(lambda: 2**31, reserve_ms=0)
+
+    def spent(self) -> bool:
+        return self._remaining_ms() <= self._reserve_ms
+
+
+@dataclass
+class OrgPass:
+    """The work done for one org in this invocation."""
+
+    org_id: str
+    purged: int = 0
+    restamped: int = 0
+    things: int = 0
+    outbox_resent: int = 0
+    complete: bool = False
+    failed: bool = False
+    duration_ms: float = 0.0
+
+
+@dataclass
+class RetentionReport:
+    """What an invocation did (returned to the caller and logged)."""
+
+    pass_date: str
+    orgs_checked: int = 0
+    orgs_completed: int = 0
+    orgs_pending: int = 0
+    orgs_failed: list[str] = field(default_factory=list)
+    items_purged: int = 0
+    items_restamped: int = 0
+    deleted_things_purged: int = 0
+    deleted_thing_items_purged: int = 0
+    outbox_resent: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.orgs_pending and not self.orgs_failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passDate": self.pass_date,
+            "complete": self.complete,
+            "orgsChecked": self.orgs_checked,
+            "orgsCompleted": self.orgs_completed,
+            "orgsPending": self.orgs_pending,
+            "orgsFailed": len(self.orgs_failed),
+            "itemsPurged": self.items_purged,
+            "itemsRestamped": self.items_restamped,
+            "deletedThingsPurged": self.deleted_things_purged,
+            "deletedThingItemsPurged": self.deleted_thing_items_purged,
+            "outboxResent": self.outbox_resent,
+        }
+
+
+class RetentionFailed(Exception):
+    """Some orgs could not be brought up to date; the invocation fails so it is retried and,
+    past the retries, lands in the dead-letter queue (which raises an alarm)."""
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class RetentionJob:
+    def __init__(
+        self,
+        *,
+        registry: OrganizationRegistry,
+        checkpoints: RetentionCheckpoints,
+        organizations: OrganizationRepository,
+        things: ThingRepository,
+        events: ThingEvents,
+        tables: TelemetryTables,
+        sqs: Any,
+        queue_url: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._registry = registry
+        self._checkpoints = checkpoints
+        self._organizations = organizations
+        self._things = things
+        self._events = events
+        self._tables = tables
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._clock = clock
+        self._owner = str(uuid.uuid4())
+
+    def run(self, budget: Budget) -> RetentionReport:
+        """Drain deleted things, then bring every org's pass for today as far as time allows."""
+        now = self._clock()
+        report = RetentionReport(pass_date=now.date().isoformat())
+        self._drain_deleted_things(budget, report)
+        checkpoints = self._checkpoints.all()
+        for profile in self._profiles():
+            org_id = str(profile.get("orgId", ""))
+            if not is_guid(org_id) or profile.get("status") == DELETED_STATUS:
+                continue
+            report.orgs_checked += 1
+            pass_key = self._pass_key(report.pass_date, profile)
+            checkpoint = checkpoints.get(org_id, {})
+            if checkpoint.get("passKey") == pass_key and checkpoint.get("done"):
+                continue
+            if budget.spent():
+                report.orgs_pending += 1
+                continue
+            result = self._run_org(OrgContext.for_operator(org_id, actor="retention"), profile, pass_key, budget)
+            self._record(result, report)
+        logger.info("Retention run", extra=report.as_dict())
+        if report.orgs_failed:
+            raise RetentionFailed(f"{len(report.orgs_failed)} organization(s) failed; see the logs")
+        return report
+
+    # -- one org ----------------------------------------------------------------------------
+
+    def _run_org(self, org: OrgContext, profile: Mapping[str, Any], pass_key: str, budget: Budget) -> OrgPass:
+        started = time.monotonic()
+        result = OrgPass(org_id=org.org_id)
+        try:
+            self._advance(org, profile, pass_key, budget, result)
+        except (ClientError, BotoCoreError):
+            logger.exception("Retention failed for an organization", org_id=org.org_id)
+            result.failed = True
+        result.duration_ms = (time.monotonic() - started) * 1000
+        self._emit(result)
+        return result
+
+    def _advance(
+        self, org: OrgContext, profile: Mapping[str, Any], pass_key: str, budget: Budget, result: OrgPass
+    ) -> None:
+        now = self._clock()
+        checkpoint = self._checkpoints.claim(org, self._owner, int(now.timestamp()), LEASE_SECONDS)
+        if checkpoint is None:
+            logger.info("Another run holds this organization's pass", org_id=org.org_id)
+            return
+        retention_days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        restamp_since = profile.get("telemetryRestampSince")
+        if checkpoint.get("passKey") != pass_key:
+            checkpoint = {
+                "passKey": pass_key,
+                "retentionDays": retention_days,
+                "cutoff": _millis(now - timedelta(days=retention_days)),
+                "restampSince": restamp_since,
+                "resumeAfter": None,
+                "done": False,
+                "startedAt": now.isoformat(),
+                "purged": 0,
+                "restamped": 0,
+            }
+            result.outbox_resent = self._resend_outbox(org)
+        counted = {"purged": int(checkpoint.get("purged", 0)), "restamped": int(checkpoint.get("restamped", 0))}
+
+        def save(*, release: bool = False) -> None:
+            checkpoint["purged"] = counted["purged"] + result.purged
+            checkpoint["restamped"] = counted["restamped"] + result.restamped
+            lease_until = 0 if release else int(self._clock().timestamp()) + LEASE_SECONDS
+            if not self._checkpoints.save(org, self._owner, checkpoint, lease_until=lease_until):
+                logger.warning("Lost the organization's lease to another run", org_id=org.org_id)
+
+        table = self._tables.of(org)
+        cutoff = int(checkpoint["cutoff"])
+        restamp = bool(checkpoint.get("restampSince"))
+        resume_after = checkpoint.get("resumeAfter")
+        try:
+            while True:
+                if budget.spent():
+                    save(release=True)
+                    return
+                page = self._things.page(
+                    org, limit=THINGS_PER_CHECKPOINT, start_after=resume_after, keep=lambda _thing: True
+                )
+                for thing in page.items:
+                    thing_id = str(thing["thingId"])
+                    result.purged += self._purge_older(table, thing_id, cutoff)
+                    if restamp:
+                        result.restamped += self._restamp(table, thing_id, cutoff, retention_days)
+                    result.things += 1
+                resume_after = page.resume_after
+                if resume_after is None:
+                    break
+                checkpoint["resumeAfter"] = resume_after
+                save()
+        except (ClientError, BotoCoreError):
+            save(release=True)  # the last finished page stays the place to resume from
+            raise
+        if restamp and checkpoint.get("restampSince"):
+            self._organizations.restamp_done(org, str(checkpoint["restampSince"]), retention_days)
+        checkpoint["done"] = True
+        checkpoint["finishedAt"] = self._clock().isoformat()
+        result.complete = True
+        save(release=True)
+
+    @staticmethod
+    def _purge_older(table: OrgTelemetryTable, thing_id: str, cutoff: int) -> int:
+        """Delete the thing's frames older than ``cutoff`` (a key-condition Query, keys only)."""
+        return _delete_all(table, table.frames(thing_id, 0, cutoff, keys_only=True))
+
+    def _restamp(self, table: OrgTelemetryTable, thing_id: str, cutoff: int, retention_days: int) -> int:
+        """Give every frame inside the window the expiry the current retention implies."""
+        restamped = 0
+        horizon = _millis(self._clock()) + FUTURE_MARGIN_MS + 1
+        for frame in table.frames(thing_id, cutoff, horizon, projection=("thingId", "timestamp", "expiresAt")):
+            wanted = int(frame["timestamp"]) // 1000 + retention_days * 86_400
+            if int(frame.get("expiresAt", 0)) < wanted and table.restamp(thing_id, int(frame["timestamp"]), wanted):
+                restamped += 1
+        return restamped
+
+    def _resend_outbox(self, org: OrgContext) -> int:
+        """Send ``ThingDeleted`` events whose first send failed (the outbox keeps them)."""
+        resent = 0
+        while True:
+            pending = self._events.pending_thing_deletions(org)
+            sent = sum(1 for thing_id in pending if self._events.publish_thing_deleted(org, thing_id))
+            resent += sent
+            if not pending or not sent:
+                return resent
+
+    # -- deleted things ---------------------------------------------------------------------
+
+    def _drain_deleted_things(self, budget: Budget, report: RetentionReport) -> None:
+        """Purge the telemetry of each deleted thing announced on the queue, then delete the
+        message; a message that cannot be handled stays, and after its retries goes to the DLQ."""
+        if not self._queue_url:
+            return
+        while not budget.spent():
+            messages = self._sqs.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=QUEUE_BATCH, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                purged = self._purge_deleted_thing(message)
+                if purged is None:
+                    continue
+                report.deleted_things_purged += 1
+                report.deleted_thing_items_purged += purged
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _purge_deleted_thing(self, message: Mapping[str, Any]) -> int | None:
+        try:
+            event = json.loads(message.get("Body", ""))
+        except json.JSONDecodeError:
+            event = None
+        if (
+            not isinstance(event, dict)
+            or event.get("type") != THING_DELETED
+            or not is_guid(str(event.get("orgId")))
+            or not is_guid(str(event.get("thingId")))
+        ):
+            logger.error("Unreadable thing event left for the dead-letter queue", message_id=message.get("MessageId"))
+            return None
+        org = OrgContext.for_operator(str(event["orgId"]), actor="retention")
+        thing_id = str(event["thingId"])
+        try:
+            if self._things.get(org, thing_id) is not None:
+                logger.warning("A thing announced as deleted still exists; its data is kept", thing_id=thing_id)
+                return 0
+            table = self._tables.of(org)
+            return _delete_all(table, table.all_keys(thing_id))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return 0  # the org's table is gone (org deleted): nothing left to purge
+            logger.exception("Purging a deleted thing failed; the message will be retried", thing_id=thing_id)
+            return None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _profiles(self) -> Iterable[dict[str, Any]]:
+        start: Mapping[str, str] | None = None
+        while True:
+            page = self._registry.page(limit=REGISTRY_PAGE, start_after=start)
+            yield from page.items
+            if page.resume_after is None:
+                return
+            start = page.resume_after
+
+    @staticmethod
+    def _pass_key(pass_date: str, profile: Mapping[str, Any]) -> str:
+        """A new pass each UTC day, and whenever the retention or its re-stamp mark changes."""
+        days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        return f"{pass_date}/{days}d/{profile.get('telemetryRestampSince') or '-'}"
+
+    @staticmethod
+    def _record(result: OrgPass, report: RetentionReport) -> None:
+        report.items_purged += result.purged
+        report.items_restamped += result.restamped
+        report.outbox_resent += result.outbox_resent
+        if result.failed:
+            report.orgs_failed.append(result.org_id)
+        elif result.complete:
+            report.orgs_completed += 1
+        else:
+            report.orgs_pending += 1
+
+    @staticmethod
+    def _emit(result: OrgPass) -> None:
+        """Per-org figures: purged and re-stamped items, and how long the org took."""
+        figures = (
+            ("RetentionItemsPurged", MetricUnit.Count, result.purged),
+            ("RetentionItemsRestamped", MetricUnit.Count, result.restamped),
+            ("RetentionDuration", MetricUnit.Milliseconds, result.duration_ms),
+        )
+        for name, unit, value in figures:
+            with single_metric(name=name, unit=unit, value=value) as metric:
+                metric.add_dimension(name=ORG_DIMENSION, value=result.org_id)
+
+
+def _delete_all(table: OrgTelemetryTable, keys: Iterable[Mapping[str, Any]]) -> int:
+    """Delete the items at ``keys`` in batches as they are read; returns how many."""
+    deleted = 0
+    batch: list[Mapping[str, Any]] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == BATCH_SIZE:
+            table.delete_frames(batch)
+            deleted += len(batch)
+            batch = []
+    if batch:
+        table.delete_frames(batch)
+        deleted += len(batch)
+    return deleted
