@@ -3,7 +3,7 @@
     spectra org create --name NAME [--plan standard] (--stack STACK --region REGION | --local)
     spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
     spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
-    spectra schedule run FUNCTION --local
+    spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
 
 ``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
 credentials); ``--local`` acts on the running local runtime (``make dev``). Both run the same
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
@@ -34,7 +35,7 @@ from spectra.provisioning import (
     build_provisioner,
 )
 from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
-from spectra_cli.stack import StackNotReady, settings_from_stack
+from spectra_cli.stack import StackNotReady, scheduled_function_name, settings_from_stack
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,9 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("org_id", metavar="ORG_ID")
     delete.add_argument("--confirm", required=True, metavar="ORG_ID", help="the org id again")
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
-    run_now = schedule.add_parser("run", help="run a scheduled function once, with an EventBridge event")
+    run_now = with_target(schedule.add_parser("run", help="run a scheduled function once, as EventBridge would"))
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
-    run_now.add_argument("--local", action="store_true", required=True, help="the running local runtime")
     return parser
 
 
@@ -80,10 +80,24 @@ def _provisioner(args: argparse.Namespace) -> Provisioner:
     return build_provisioner(settings_from_stack(session, args.stack), session)
 
 
-def run_schedule(function: str) -> Any:
-    """Invoke a scheduled function of the local runtime once, as EventBridge would."""
+def run_schedule(args: argparse.Namespace) -> Any:
+    """Invoke a scheduled function once, with the event EventBridge sends, and wait for it."""
     from spectra_local.schedules import scheduled_event
 
+    function = str(args.function)
+    if not args.local:
+        if not args.region:
+            raise StackNotReady("no region: pass --region or set AWS_REGION")
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        name = scheduled_function_name(session, args.stack, function)
+        # Scheduled functions may run up to 15 minutes: wait as long as they may take.
+        client: Any = session.client("lambda", config=Config(read_timeout=960, retries={"max_attempts": 1}))
+        event = scheduled_event("spectra-cli", region=args.region)
+        response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode("utf-8"))
+        result = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise StackNotReady(f"{name} failed: {json.dumps(result)}")
+        return {"function": name, "result": result}
     stack = attach_local_stack()
     target = stack.function(function)
     if not target.spec.schedules:
@@ -117,7 +131,7 @@ def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result = run_schedule(args.function) if args.group == "schedule" else run(args, _provisioner(args))
+        result = run_schedule(args) if args.group == "schedule" else run(args, _provisioner(args))
     except SpectraError as error:
         print(json.dumps({"error": error.problem(request_id=None, instance=None)}), file=sys.stderr)
         return 1

@@ -22,6 +22,17 @@ class StackNotReady(RuntimeError):
     """The stack is missing, or lacks an output this CLI needs."""
 
 
+def scheduled_function_name(session: boto3.Session, stack_name: str, function: str) -> str:
+    """The deployed name of a function folder (``retention`` → the ``RetentionFunction`` resource)."""
+    logical_id = "".join(part.capitalize() for part in function.split("_")) + "Function"
+    client: Any = session.client("cloudformation")
+    try:
+        resource = client.describe_stack_resource(StackName=stack_name, LogicalResourceId=logical_id)
+    except client.exceptions.ClientError as error:
+        raise StackNotReady(f"stack {stack_name!r} has no function {function!r}: {error}") from error
+    return str(resource["StackResourceDetail"]["PhysicalResourceId"])
+
+
 def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
     """The deployment's settings, as its functions see them, read from the stack outputs."""
     client: Any = session.client("cloudformation")

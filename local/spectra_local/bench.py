@@ -3,7 +3,9 @@
 - ``GET /v2/organization`` through the local runtime over HTTP (1,000 requests): median, p95;
 - the same call made directly on the function's handler in-process: median, p95;
 - the ratio of the medians: the local runtime's overhead;
-- authorizer invocations and credential-store reads per 1,000 requests on a warm container.
+- authorizer invocations and credential-store reads per 1,000 requests on a warm container;
+- telemetry: requests and capacity of an ingest and of a binned 30-day query, and the import
+  time of each telemetry function (``bench_telemetry``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spectra_local.bench_telemetry import telemetry_figures
 from spectra_local.runtime import LocalRuntime, configure_logging
 
 REQUESTS = 1_000
@@ -93,7 +96,7 @@ def main() -> int:
         organization.invoke = original_invoke  # type: ignore[method-assign]
         event = captured["event"]
         direct = _measure(lambda: organization.invoke(event), REQUESTS)
-        ingest = _ingest_figures(runtime, key)
+        telemetry = telemetry_figures(runtime, key)
 
         runtime.stop()
         server.join(timeout=30)
@@ -103,64 +106,8 @@ def main() -> int:
     print(f"  local runtime overhead (median ratio)   {runtime_median / direct_median:5.2f}x")
     print(f"  authorizer invocations per {REQUESTS}        {authorizer_calls} (result cached for the template's TTL)")
     print(f"  credential-store reads per {REQUESTS}       {reads}")
-    frames, calls, largest = ingest
-    print(f"Telemetry ingest, {frames} frames of {INGEST_METRICS} metrics in one request:")
-    print(f"  BatchWriteItem calls                     {calls} (floor: ceil({frames}/25) = {-(-frames // 25)})")
-    print(f"  largest item                             {largest} bytes (<= 1 KB: 1 WCU per frame)")
+    telemetry.print()
     return 0
-
-
-INGEST_FRAMES = 1_000
-INGEST_METRICS = 10
-
-
-def _ingest_figures(runtime: LocalRuntime, key: str) -> tuple[int, int, int]:
-    """Ingest 1,000 frames of 10 metrics through the HTTP API and count the write calls."""
-    import json
-    import time as clock
-
-    from spectra.repositories.dynamo import to_item
-
-    def post(path: str, body: Any) -> Any:
-        connection = http.client.HTTPConnection("127.0.0.1", runtime.port, timeout=60)
-        connection.request(
-            "POST", path, body=json.dumps(body), headers={"X-Api-Key": key, "Content-Type": "application/json"}
-        )
-        response = connection.getresponse()
-        document = json.loads(response.read())
-        connection.close()
-        if response.status >= 300:
-            raise RuntimeError(f"{path}: {response.status} {document}")
-        return document
-
-    metric = {"dataType": "Double", "defaultAggregation": "Avg"}
-    metric_ids = [
-        post("/v2/definitions/metrics", {"name": f"m{i}", **metric})["metricId"] for i in range(INGEST_METRICS)
-    ]
-    type_id = post("/v2/definitions/thing-types", {"displayName": "Bench", "metricIds": metric_ids})["thingTypeId"]
-    site = post("/v2/sites", {"siteName": "Bench", "address": "-", "latitude": 0, "longitude": 0})["siteId"]
-    thing = post(f"/v2/sites/{site}/things", {"thingName": "bench", "thingTypeId": type_id})["thingId"]
-    assert runtime.stack is not None
-    writer = runtime.stack.function("telemetry_ingest").load().ingest._writer
-    calls = 0
-    largest = 0
-    write = writer.write
-
-    def counting(org: Any, items: Any) -> int:
-        nonlocal calls, largest
-        made = int(write(org, items))
-        calls += made
-        largest = max(len(json.dumps(to_item(item))) for item in items)
-        return made
-
-    writer.write = counting
-    start = int(clock.time() * 1000) - INGEST_FRAMES * 1000
-    frames = [
-        {"timestamp": start + i * 1000, "metrics": {f"m{m}": 20.0 + m + i / 1000 for m in range(INGEST_METRICS)}}
-        for i in range(INGEST_FRAMES)
-    ]
-    post(f"/v2/things/{thing}/data", {"frames": frames})
-    return INGEST_FRAMES, calls, largest
 
 
 if __name__ == "__main__":
