@@ -13,10 +13,13 @@ provisioning code as the ``provisioning`` function.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -98,12 +101,35 @@ def run_schedule(args: argparse.Namespace) -> Any:
         if response.get("FunctionError"):
             raise StackNotReady(f"{name} failed: {json.dumps(result)}")
         return {"function": name, "result": result}
-    stack = attach_local_stack()
-    target = stack.function(function)
-    if not target.spec.schedules:
-        raise LocalRuntimeNotRunning(f"function {function!r} has no schedule in template.yaml")
-    rule = str(target.spec.schedules[0]["name"])
-    return {"function": target.spec.logical_id, "result": target.invoke(scheduled_event(rule, region=stack.region))}
+    with _function_output_to_stderr():
+        stack = attach_local_stack()
+        target = stack.function(function)
+        if not target.spec.schedules:
+            raise LocalRuntimeNotRunning(f"function {function!r} has no schedule in template.yaml")
+        rule = str(target.spec.schedules[0]["name"])
+        result = target.invoke(scheduled_event(rule, region=stack.region))
+    return {"function": target.spec.logical_id, "result": result}
+
+
+@contextmanager
+def _function_output_to_stderr() -> Iterator[None]:
+    """A function run in this process logs and emits metrics on stdout, as Lambda does; here
+    they go to stderr so stdout stays the one JSON document scripts read."""
+    streams = [
+        handler
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout
+    ]
+    for handler in streams:
+        handler.setStream(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler in streams:
+            handler.setStream(sys.stdout)
 
 
 _ORG_ACTIONS = {"show": "describe_org", "suspend": "suspend_org", "resume": "resume_org"}
