@@ -1,6 +1,6 @@
 """Scheduled retention: every org's telemetry kept exactly as long as its current window.
 
-EventBridge starts a pass each day and nudges the job every 15 minutes, so a pass that one
+EventBridge starts a pass each day at ``RetentionPassHourUtc`` and nudges the job every 15 minutes, so a pass that one
 invocation cannot finish continues from its checkpoint; once a day's pass is done for every org,
 an invocation only purges the telemetry of things deleted since (the ``ThingDeleted`` queue).
 Operators run it on demand with ``spectra schedule run retention --local`` or by invoking the
@@ -36,6 +36,7 @@ job = RetentionJob(
     tables=telemetry_tables(),
     sqs=sqs,
     queue_url=settings.thing_events_queue_url,
+    pass_hour_utc=settings.retention_pass_hour_utc,
 )
 
 

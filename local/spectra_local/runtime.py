@@ -156,7 +156,7 @@ class LocalRuntime:
         entries = []
         for function in self.stack.functions.values():
             for declared in function.spec.schedules:
-                expression = str(declared.get("Schedule", ""))
+                expression = str(self.stack.resolver.resolve(declared.get("Schedule", "")))
                 if expression and declared.get("Enabled", True) is not False:
                     entries.append((function, str(declared["name"]), Schedule(expression)))
         last_run: dict[str, datetime] = {}

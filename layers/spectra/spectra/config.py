@@ -45,6 +45,8 @@ class Settings:
     org_role_trusted_principals: tuple[str, ...] = ()
     platform_key_arn: str = ""
     org_role_arn_prefix: str = ""
+    retention_pass_hour_utc: int = 0
+    """The hour (UTC) at which each day's retention pass begins (the daily schedule's hour)."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +70,7 @@ class Settings:
             org_role_trusted_principals=tuple(json.loads(env.get("ORG_ROLE_TRUSTED_PRINCIPALS", "[]") or "[]")),
             platform_key_arn=env.get("PLATFORM_KEY_ARN", ""),
             org_role_arn_prefix=env.get("ORG_ROLE_ARN_PREFIX", ""),
+            retention_pass_hour_utc=int(env.get("RETENTION_PASS_HOUR_UTC", "0")),
         )
 
 

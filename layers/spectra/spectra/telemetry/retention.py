@@ -1,6 +1,7 @@
 """The retention job: each org's telemetry kept exactly as long as its current window.
 
-One *pass* per org per UTC day (and again whenever the org's retention changes):
+One *pass* per org per day (days begin at the daily schedule's UTC hour), and again whenever
+the org's retention changes:
 - every frame older than now minus the org's retention is deleted (moto never expires TTL items,
   and AWS takes its time, so the job itself removes them; reads never show them either way);
 - after a lengthening (the profile carries ``telemetryRestampSince``), every frame still inside
@@ -132,9 +133,11 @@ class RetentionJob:
         tables: TelemetryTables,
         sqs: Any,
         queue_url: str,
+        pass_hour_utc: int = 0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._registry = registry
+        self._pass_offset = timedelta(hours=pass_hour_utc)
         self._checkpoints = checkpoints
         self._organizations = organizations
         self._things = things
@@ -148,7 +151,7 @@ class RetentionJob:
     def run(self, budget: Budget) -> RetentionReport:
         """Drain deleted things, then bring every org's pass for today as far as time allows."""
         now = self._clock()
-        report = RetentionReport(pass_date=now.date().isoformat())
+        report = RetentionReport(pass_date=(now - self._pass_offset).date().isoformat())
         self._drain_deleted_things(budget, report)
         checkpoints = self._checkpoints.all()
         for profile in self._profiles():
