@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from spectra_local.template import Template
+from spectra_local.schedules import Schedule
+from spectra_local.template import IntrinsicResolver, Template
 
 TEMPLATE = Template()
 PLATFORM_KEY_ARN = {"Fn::GetAtt": ["PlatformKey", "Arn"]}
@@ -173,12 +175,26 @@ def test_authorizer_may_only_query_the_credentials_index() -> None:
     ]
 
 
+PLATFORM_PARTITIONS = {"ORGS#", "RETENTION#"}
+"""The only partitions outside any org: the org registry and the retention job's checkpoints."""
+
+
+def confined_to_platform_partitions(statement: Statement) -> bool:
+    """The statement reaches only fixed non-org partitions, with the Null guard against Scan."""
+    condition = statement.body.get("Condition", {})
+    leading = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys", [])
+    guarded = condition.get("Null", {}).get("dynamodb:LeadingKeys") == "false"
+    return guarded and bool(leading) and set(as_list(leading)) <= PLATFORM_PARTITIONS
+
+
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_functions_touch_the_records_table_only_through_the_org_role_or_an_index(logical_id: str) -> None:
+    """Org data is reached with the org role; a function's own role reaches the table itself
+    only for a platform partition (never an org's), and an index only as declared."""
     for statement in statements([logical_id]):
         for resource in statement.resources:
-            if references(resource, "RecordsTable"):
-                assert "/index/" in str(resource), (statement_id(statement), resource)
+            if references(resource, "RecordsTable") and "/index/" not in str(resource):
+                assert confined_to_platform_partitions(statement), (statement_id(statement), resource)
 
 
 # -- logs -------------------------------------------------------------------------------------
@@ -302,3 +318,125 @@ def test_org_roles_are_created_only_inside_the_boundary() -> None:
     boundary = statements(["OrgTelemetryRoleBoundary"])
     assert all(a.startswith(("dynamodb:", "kms:")) for s in boundary for a in s.actions)
     assert not any("dynamodb:Scan" in s.actions for s in boundary)
+
+
+# -- telemetry readers and the retention job --------------------------------------------------
+
+RETENTION = "RetentionFunction"
+
+
+@pytest.mark.parametrize("logical_id", ["TelemetryQueryFunction", RETENTION])
+def test_telemetry_readers_reach_telemetry_only_through_org_roles(logical_id: str) -> None:
+    own = statements([logical_id])
+    assumes = [s for s in own if "sts:AssumeRole" in s.actions]
+    assert any("role/spectra-${Stage}-org-*" in str(s.resources) for s in assumes)
+    dynamodb = [s for s in own if any(a.startswith("dynamodb:") for a in s.actions)]
+    assert not any("telemetry" in str(r).lower() for s in dynamodb for r in s.resources), dynamodb
+
+
+def _retention_dynamodb_statements() -> list[Statement]:
+    return [s for s in statements([RETENTION]) if any(a.startswith("dynamodb:") for a in s.actions)]
+
+
+def test_retention_reads_only_the_org_registry_and_its_own_checkpoints() -> None:
+    null_guard = {"dynamodb:LeadingKeys": "false"}
+    found = [
+        (sorted(s.actions), s.resources, s.body["Condition"]["ForAllValues:StringEquals"], s.body["Condition"]["Null"])
+        for s in _retention_dynamodb_statements()
+    ]
+
+    assert sorted(found, key=str) == sorted(
+        [
+            (
+                ["dynamodb:Query"],
+                [{"Fn::Sub": "${RecordsTable.Arn}/index/gsi1"}],
+                {"dynamodb:LeadingKeys": ["ORGS#"]},
+                null_guard,
+            ),
+            (
+                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                [{"Fn::GetAtt": ["RecordsTable", "Arn"]}],
+                {"dynamodb:LeadingKeys": ["RETENTION#"]},
+                null_guard,
+            ),
+        ],
+        key=str,
+    )
+
+
+def test_retention_may_never_scan() -> None:
+    actions = {a.lower() for s in statements([RETENTION]) for a in s.actions}
+
+    assert "dynamodb:scan" not in actions
+    assert not any(a.startswith("dynamodb:") and "*" in a for a in actions)
+
+
+def test_retention_failures_are_dead_lettered_to_an_encrypted_queue() -> None:
+    target = FUNCTIONS[RETENTION]["Properties"]["DeadLetterQueue"]
+    assert target["Type"] == "SQS"
+    [queue_id, attribute] = target["TargetArn"]["Fn::GetAtt"]
+    queue = TEMPLATE.resources[queue_id]
+
+    assert (queue["Type"], attribute) == ("AWS::SQS::Queue", "Arn")
+    assert queue["Properties"]["KmsMasterKeyId"] == {"Ref": "PlatformKey"}
+
+
+RETENTION_DLQ = FUNCTIONS[RETENTION]["Properties"]["DeadLetterQueue"]["TargetArn"]["Fn::GetAtt"][0]
+
+
+def _alarm_on(namespace: str, dimension: str, value: Any) -> dict[str, Any]:
+    [alarm] = [
+        a["Properties"]
+        for a in TEMPLATE.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == namespace
+        and {"Name": dimension, "Value": value} in a["Properties"].get("Dimensions", [])
+    ]
+    return dict(alarm)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "dimension", "value"),
+    [
+        ("AWS/Lambda", "FunctionName", {"Ref": RETENTION}),
+        ("AWS/SQS", "QueueName", {"Fn::GetAtt": [RETENTION_DLQ, "QueueName"]}),
+        ("AWS/SQS", "QueueName", {"Fn::GetAtt": ["ThingEventsDeadLetterQueue", "QueueName"]}),
+    ],
+    ids=["retention-errors", "retention-dead-letters", "thing-events-dead-letters"],
+)
+def test_retention_failures_raise_an_alarm_that_notifies_operators(namespace: str, dimension: str, value: Any) -> None:
+    alarm = _alarm_on(namespace, dimension, value)
+
+    assert alarm["AlarmActions"], alarm
+    for action in alarm["AlarmActions"]:
+        topic = TEMPLATE.resources[action["Ref"]]
+        assert topic["Type"] == "AWS::SNS::Topic"
+        assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "PlatformKey"}
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def _retention_schedules(parameters: dict[str, Any]) -> list[Schedule]:
+    resolver = IntrinsicResolver(refs={**TEMPLATE.parameter_defaults(), **parameters})
+    events = FUNCTIONS[RETENTION]["Properties"]["Events"].values()
+    return [Schedule(str(resolver.resolve(e["Properties"]["Schedule"]))) for e in events if e["Type"] == "Schedule"]
+
+
+@pytest.mark.parametrize("hour", [0, 3, 23])
+def test_retention_starts_a_pass_once_a_day_at_the_hour_its_days_begin(hour: int) -> None:
+    day = datetime(2026, 11, 26, tzinfo=UTC)
+    minutes = [day + timedelta(minutes=m) for m in range(24 * 60)]
+    daily = [s for s in _retention_schedules({"RetentionPassHourUtc": hour}) if s.interval() is None]
+    variables = FUNCTIONS[RETENTION]["Properties"]["Environment"]["Variables"]
+
+    assert len(daily) == 1
+    assert [m for m in minutes if daily[0].matches_minute(m)] == [day + timedelta(hours=hour)]
+    resolved = IntrinsicResolver(refs={"RetentionPassHourUtc": hour}).resolve(variables["RETENTION_PASS_HOUR_UTC"])
+    assert int(resolved) == hour
+
+
+def test_retention_continues_unfinished_passes_within_the_hour() -> None:
+    intervals = [s.interval() for s in _retention_schedules({})]
+    continuation = [i for i in intervals if i is not None]
+
+    assert len(continuation) == 1
+    assert continuation[0] <= timedelta(minutes=60)

@@ -28,6 +28,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spectra.errors import SpectraError
 from spectra.events import THING_DELETED, ThingEvents
 from spectra.identifiers import is_guid
 from spectra.models.common import utc_now
@@ -45,6 +46,8 @@ REGISTRY_PAGE = 100
 LEASE_SECONDS = 900
 QUEUE_BATCH = 10
 FUTURE_MARGIN_MS = 10 * 60_000  # ingest accepts frames up to 10 minutes ahead
+ORG_FAILURES = (ClientError, BotoCoreError, SpectraError)
+"""What makes one org's pass fail without stopping the others (store errors, retries spent)."""
 ORG_DIMENSION = "orgId"
 
 
@@ -180,7 +183,7 @@ class RetentionJob:
         result = OrgPass(org_id=org.org_id)
         try:
             self._advance(org, profile, pass_key, budget, result)
-        except (ClientError, BotoCoreError):
+        except ORG_FAILURES:
             logger.exception("Retention failed for an organization", org_id=org.org_id)
             result.failed = True
         result.duration_ms = (time.monotonic() - started) * 1000
@@ -233,7 +236,7 @@ class RetentionJob:
                 )
                 for thing in page.items:
                     thing_id = str(thing["thingId"])
-                    result.purged += self._purge_older(table, thing_id, cutoff)
+                    self._purge_older(table, thing_id, cutoff, result)
                     if restamp:
                         result.restamped += self._restamp(table, thing_id, cutoff, retention_days)
                     result.things += 1
@@ -242,7 +245,7 @@ class RetentionJob:
                     break
                 checkpoint["resumeAfter"] = resume_after
                 save()
-        except (ClientError, BotoCoreError):
+        except ORG_FAILURES:
             save(release=True)  # the last finished page stays the place to resume from
             raise
         if restamp and checkpoint.get("restampSince"):
@@ -253,9 +256,15 @@ class RetentionJob:
         save(release=True)
 
     @staticmethod
-    def _purge_older(table: OrgTelemetryTable, thing_id: str, cutoff: int) -> int:
-        """Delete the thing's frames older than ``cutoff`` (a key-condition Query, keys only)."""
-        return _delete_all(table, table.frames(thing_id, 0, cutoff, keys_only=True))
+    def _purge_older(table: OrgTelemetryTable, thing_id: str, cutoff: int, result: OrgPass) -> None:
+        """Delete the thing's frames older than ``cutoff`` (a key-condition Query, keys only),
+        and the latest values that are older still (a metric not reported inside the window)."""
+
+        def counted(deleted: int) -> None:
+            result.purged += deleted
+
+        _delete_all(table, table.frames(thing_id, 0, cutoff, keys_only=True), counted)
+        table.prune_latest_values(thing_id, cutoff)
 
     def _restamp(self, table: OrgTelemetryTable, thing_id: str, cutoff: int, retention_days: int) -> int:
         """Give every frame inside the window the expiry the current retention implies."""
@@ -314,6 +323,9 @@ class RetentionJob:
         org = OrgContext.for_operator(str(event["orgId"]), actor="retention")
         thing_id = str(event["thingId"])
         try:
+            profile = self._organizations.get(org)
+            if profile is None or profile.get("status") == DELETED_STATUS:
+                return 0  # the org's table and role went with the org: nothing left to purge
             if self._things.get(org, thing_id) is not None:
                 logger.warning("A thing announced as deleted still exists; its data is kept", thing_id=thing_id)
                 return 0
@@ -338,9 +350,10 @@ class RetentionJob:
 
     @staticmethod
     def _pass_key(pass_date: str, profile: Mapping[str, Any]) -> str:
-        """A new pass each UTC day, and whenever the retention or its re-stamp mark changes."""
+        """A new pass each day, and whenever the retention changes (a lengthening, which is
+        what marks data for re-stamping, always changes it)."""
         days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
-        return f"{pass_date}/{days}d/{profile.get('telemetryRestampSince') or '-'}"
+        return f"{pass_date}/{days}d"
 
     @staticmethod
     def _record(result: OrgPass, report: RetentionReport) -> None:
@@ -367,8 +380,11 @@ class RetentionJob:
                 metric.add_dimension(name=ORG_DIMENSION, value=result.org_id)
 
 
-def _delete_all(table: OrgTelemetryTable, keys: Iterable[Mapping[str, Any]]) -> int:
-    """Delete the items at ``keys`` in batches as they are read; returns how many."""
+def _delete_all(
+    table: OrgTelemetryTable, keys: Iterable[Mapping[str, Any]], counted: Callable[[int], None] = lambda _n: None
+) -> int:
+    """Delete the items at ``keys`` in batches as they are read; ``counted`` hears of each batch
+    as it is done (so a run that fails later still reports what it removed). Returns how many."""
     deleted = 0
     batch: list[Mapping[str, Any]] = []
     for key in keys:
@@ -376,8 +392,10 @@ def _delete_all(table: OrgTelemetryTable, keys: Iterable[Mapping[str, Any]]) -> 
         if len(batch) == BATCH_SIZE:
             table.delete_frames(batch)
             deleted += len(batch)
+            counted(len(batch))
             batch = []
     if batch:
         table.delete_frames(batch)
         deleted += len(batch)
+        counted(len(batch))
     return deleted

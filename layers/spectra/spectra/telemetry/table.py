@@ -222,6 +222,36 @@ class OrgTelemetryTable:
                 self.sleep(_backoff(attempt))
         raise WriteIncomplete("The frames were written; the latest values could not be updated. Retry the request.")
 
+    def prune_latest_values(self, thing_id: str, cutoff: int) -> int:
+        """Drop latest values older than ``cutoff`` (retention applies to them too); the item
+        goes when nothing is left. Returns how many values were dropped."""
+        key = {"thingId": thing_id, "timestamp": LATEST_VALUES_TIMESTAMP}
+        for attempt in range(LATEST_VALUES_ATTEMPTS):
+            response = self.client.get_item(TableName=self.name, Key=to_item(key), ConsistentRead=True)
+            if "Item" not in response:
+                return 0
+            current = from_item(response["Item"])
+            latest = dict(current.get("latest") or {})
+            kept = {metric_id: entry for metric_id, entry in latest.items() if int(entry["timestamp"]) >= cutoff}
+            if len(kept) == len(latest):
+                return 0
+            guard = {
+                "ConditionExpression": "revision = :seen",
+                "ExpressionAttributeValues": to_values({":seen": int(current.get("revision", 0))}),
+            }
+            try:
+                if kept:
+                    item = {**current, "latest": kept, "revision": int(current.get("revision", 0)) + 1}
+                    self.client.put_item(TableName=self.name, Item=to_item(item), **guard)
+                else:
+                    self.client.delete_item(TableName=self.name, Key=to_item(key), **guard)
+                return len(latest) - len(kept)
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+                self.sleep(_backoff(attempt))
+        raise WriteIncomplete("The latest values could not be pruned; the next run tries again.")
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _batch_write(self, requests: Sequence[Mapping[str, Any]]) -> None:
