@@ -53,6 +53,7 @@ SelectedFields = Annotated[
 ]
 THING = ("PLACE/*/*/THING/*/{thingId}", "THING/*/{thingId}")
 DATA_READ = "data-read"
+RECENT_EVENTS_PAGE = 10
 
 
 @app.get("/v2/things/<thingId>/events", tags=["Telemetry"], summary="Raw (≤ 24 h) or binned (≤ 366 days) events")
@@ -80,7 +81,8 @@ def recent_events(
     org: CurrentOrg,
     cutoffTime: Annotated[datetime | None, Query(description="Frames at or before this time (default now)")] = None,
     lookbackInDays: Annotated[int, Query(ge=1, le=30, description="How far back from cutoffTime, 1-30 days")] = 1,
-    limit: Annotated[int, Query(ge=1, le=100, description="Frames per page, 1-100 (default 10)")] = 10,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="Frames per page, 1-100 (default 10)")] = None,
+    pageLimit: PageLimit = None,
     selectedFields: SelectedFields = None,
     continuationToken: ContinuationToken = None,
 ) -> ThingTelemetry:
@@ -90,7 +92,7 @@ def recent_events(
         cutoff=cutoffTime,
         lookback_days=lookbackInDays,
         selected_fields=selectedFields,
-        page=PageRequest(limit=limit, continuation_token=continuationToken),
+        page=PageRequest.of(limit, pageLimit, continuationToken, default=RECENT_EVENTS_PAGE),
     )
 
 

@@ -59,6 +59,13 @@ def _suspended(result: Any) -> None:
 
 
 UNAUTHORIZED = "Unauthorized"
+
+
+def _retention_pass_complete(result: Any) -> None:
+    assert result["complete"] is True, result
+    assert result["orgsFailed"] == 0
+
+
 EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "authorizer/valid-admin-key.json": _allowed,
     "authorizer/unknown-key.json": UNAUTHORIZED,
@@ -96,6 +103,13 @@ EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "telemetry_ingest/frames-for-unknown-thing.json": _status(404),
     "telemetry_ingest/frames-without-metrics.json": _status(400),
     "telemetry_ingest/columns-for-unknown-thing.json": _status(404),
+    "telemetry_query/thing-events-binned-for-unknown-thing.json": _status(404),
+    "telemetry_query/thing-events-raw-window-over-24-hours.json": _status(400),
+    "telemetry_query/recent-events-for-unknown-thing.json": _status(404),
+    "telemetry_query/summary-for-unknown-thing.json": _status(404),
+    "telemetry_query/site-timeseries-for-unknown-site.json": _status(404),
+    "telemetry_query/fleet-timeseries-without-bins.json": _status(400),
+    "retention/scheduled.json": _retention_pass_complete,
     "provisioning/create-org.json": _created_org,
     "provisioning/list-orgs.json": _lists_event_org,
     "provisioning/suspend-org.json": _suspended,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,7 @@ class Sample:
     body: Body = lambda _ids: None
     status: int = 200
     prepare: Callable[[LocalStack, Org, dict[str, str]], None] | None = None
+    query: Mapping[str, str] | None = None
 
 
 def _metric_body(_ids: BodyIds) -> dict[str, Any]:
@@ -127,6 +128,11 @@ def _fleet_body(_ids: BodyIds) -> dict[str, Any]:
 
 def _thing_body(ids: BodyIds) -> dict[str, Any]:
     return {"thingName": "meter 1", "thingTypeId": ids.thing_type_id}
+
+
+# A window for the telemetry reads: raw for one thing, binned for a place (which needs bins).
+_READ_WINDOW = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-01T06:00:00Z"}
+_BINNED_WINDOW = {**_READ_WINDOW, "binUnit": "h", "binValue": "1"}
 
 
 def _deleted_first(path: str) -> Callable[[LocalStack, Org, dict[str, str]], None]:
@@ -208,6 +214,11 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("POST", "/v2/thing/{thingId}/data"): Sample(_frames_body, 400),
     ("POST", "/v2/things/{thingId}/data/columnar"): Sample(_columns_body, 400),
     ("POST", "/v2/things/{thingId}/data/template/{templateId}"): Sample(lambda _ids: {"readings": []}),
+    ("GET", "/v2/things/{thingId}/events"): Sample(query=_READ_WINDOW),
+    ("GET", "/v2/things/{thingId}/recent-events"): Sample(),
+    ("GET", "/v2/things/{thingId}/summary"): Sample(),
+    ("GET", "/v2/sites/{siteId}/timeseries"): Sample(query=_BINNED_WINDOW),
+    ("GET", "/v2/fleets/{fleetId}/timeseries"): Sample(query=_BINNED_WINDOW),
 }
 
 
@@ -342,8 +353,9 @@ def read_back(stack: LocalStack, org: Org, ids: dict[str, str]) -> list[Any]:
 def call(
     stack: LocalStack, route: RegisteredRoute, key: str | None, ids: dict[str, str], body_ids: BodyIds | None = None
 ) -> Any:
-    body = sample(route).body(body_ids or BodyIds())
-    return stack.request(route.method, resource_path(route, ids), key=key, json_body=body)
+    chosen = sample(route)
+    body = chosen.body(body_ids or BodyIds())
+    return stack.request(route.method, resource_path(route, ids), key=key, json_body=body, query=chosen.query)
 
 
 def unknown_ids(route: RegisteredRoute) -> dict[str, str]:

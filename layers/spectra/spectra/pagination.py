@@ -99,9 +99,16 @@ class PageRequest:
     continuation_token: str | None
 
     @classmethod
-    def of(cls, limit: int | None, page_limit: int | None, continuation_token: str | None) -> PageRequest:
+    def of(
+        cls,
+        limit: int | None,
+        page_limit: int | None,
+        continuation_token: str | None,
+        *,
+        default: int = DEFAULT_PAGE_SIZE,
+    ) -> PageRequest:
         """Combine ``limit`` and its alias ``pageLimit`` (they must agree if both are given)."""
         if limit is not None and page_limit is not None and limit != page_limit:
             raise ValidationFailed.single("limit", "limit and pageLimit disagree; send one of them")
         chosen = limit if limit is not None else page_limit
-        return cls(limit=chosen or DEFAULT_PAGE_SIZE, continuation_token=continuation_token)
+        return cls(limit=chosen or default, continuation_token=continuation_token)

@@ -186,7 +186,9 @@ class OrgTelemetryTable:
         """Fold ``frames`` (values by metric id, by timestamp) into the latest-values item.
 
         A newer or equal timestamp replaces a metric's entry (the same timestamp again is an
-        overwrite: last write wins). Concurrent ingests are serialised by a revision number.
+        overwrite: last write wins). A metric whose entry came from a frame now overwritten
+        without it falls back to its newest earlier value. Concurrent ingests are serialised by
+        a revision number.
         """
         newest: dict[str, dict[str, Any]] = {}
         for timestamp, values in sorted(frames.items()):
@@ -205,6 +207,15 @@ class OrgTelemetryTable:
                 if known is None or int(known["timestamp"]) <= entry["timestamp"]:
                     latest[metric_id] = entry
                     changed = True
+            for metric_id, known in list(latest.items()):
+                overwritten = frames.get(int(known["timestamp"]))
+                if overwritten is not None and metric_id not in overwritten:
+                    earlier = self._newest_value_before(thing_id, metric_id, int(known["timestamp"]))
+                    if earlier is None:
+                        del latest[metric_id]
+                    else:
+                        latest[metric_id] = earlier
+                    changed = True
             if not changed:
                 return
             revision = int(current.get("revision", 0))
@@ -221,6 +232,15 @@ class OrgTelemetryTable:
                     raise
                 self.sleep(_backoff(attempt))
         raise WriteIncomplete("The frames were written; the latest values could not be updated. Retry the request.")
+
+    def _newest_value_before(self, thing_id: str, metric_id: str, before: int) -> dict[str, Any] | None:
+        """The newest value of a metric in the thing's frames before ``before`` (a rare path: a
+        frame was overwritten without a metric it held)."""
+        for frame in self.frames(thing_id, 0, before, newest_first=True):
+            values = frame.get("values") or {}
+            if metric_id in values:
+                return {"value": values[metric_id], "timestamp": int(frame["timestamp"])}
+        return None
 
     def prune_latest_values(self, thing_id: str, cutoff: int) -> int:
         """Drop latest values older than ``cutoff`` (retention applies to them too); the item
