@@ -83,11 +83,26 @@ def _provisioner(args: argparse.Namespace) -> Provisioner:
     return build_provisioner(settings_from_stack(session, args.stack), session)
 
 
+class NotScheduled(ValueError):
+    """The named function has no schedule (or does not exist)."""
+
+
+class ScheduledRunFailed(RuntimeError):
+    """The scheduled function ran and failed (or could not start)."""
+
+
 def run_schedule(args: argparse.Namespace) -> Any:
     """Invoke a scheduled function once, with the event EventBridge sends, and wait for it."""
     from spectra_local.schedules import scheduled_event
+    from spectra_local.template import Template
 
     function = str(args.function)
+    try:
+        schedules = Template().function_by_folder(function).schedules
+    except KeyError:
+        schedules = ()
+    if not schedules:
+        raise NotScheduled(f"function {function!r} has no schedule in template.yaml")
     if not args.local:
         if not args.region:
             raise StackNotReady("no region: pass --region or set AWS_REGION")
@@ -96,18 +111,22 @@ def run_schedule(args: argparse.Namespace) -> Any:
         # Scheduled functions may run up to 15 minutes: wait as long as they may take.
         client: Any = session.client("lambda", config=Config(read_timeout=960, retries={"max_attempts": 1}))
         event = scheduled_event("spectra-cli", region=args.region)
-        response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode("utf-8"))
+        try:
+            response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode("utf-8"))
+        except client.exceptions.TooManyRequestsException as error:
+            raise ScheduledRunFailed(f"{name} is already running (one run at a time); try again later") from error
         result = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
-            raise StackNotReady(f"{name} failed: {json.dumps(result)}")
+            raise ScheduledRunFailed(f"{name} failed: {json.dumps(result)}")
         return {"function": name, "result": result}
     with _function_output_to_stderr():
         stack = attach_local_stack()
         target = stack.function(function)
-        if not target.spec.schedules:
-            raise LocalRuntimeNotRunning(f"function {function!r} has no schedule in template.yaml")
         rule = str(target.spec.schedules[0]["name"])
-        result = target.invoke(scheduled_event(rule, region=stack.region))
+        try:
+            result = target.invoke(scheduled_event(rule, region=stack.region))
+        except Exception as error:
+            raise ScheduledRunFailed(f"{target.spec.logical_id} failed: {type(error).__name__}: {error}") from error
     return {"function": target.spec.logical_id, "result": result}
 
 
@@ -165,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
         print(json.dumps({"error": {"detail": "invalid arguments", "errors": problems}}), file=sys.stderr)
         return 1
-    except (StackNotReady, LocalRuntimeNotRunning, KeyError, ClientError, BotoCoreError) as error:
+    except ScheduledRunFailed as error:
+        print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
+        return 1
+    except (StackNotReady, LocalRuntimeNotRunning, NotScheduled, KeyError, ClientError, BotoCoreError) as error:
         print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

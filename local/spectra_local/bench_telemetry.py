@@ -62,6 +62,8 @@ class DynamoCalls:
 
     requests: dict[str, int] = field(default_factory=dict)
     write_units: int = 0
+    single_write_units: int = 0
+    """PutItem/UpdateItem capacity (the latest-values item), apart from the batched frames."""
     read_units: float = 0.0
     largest_item: int = 0
 
@@ -84,6 +86,9 @@ def measured(client: Any) -> Iterator[DynamoCalls]:
                 else:
                     calls.write_units += 1
 
+    def single_write(params: Mapping[str, Any], **_: Any) -> None:
+        calls.single_write_units += math.ceil(item_size(params.get("Item", {})) / 1024) if "Item" in params else 1
+
     def after(parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
         calls.count(model.name)
         if model.name == "Query":
@@ -92,10 +97,12 @@ def measured(client: Any) -> Iterator[DynamoCalls]:
 
     events = client.meta.events
     events.register("before-parameter-build.dynamodb.BatchWriteItem", writes)
+    events.register("before-parameter-build.dynamodb.PutItem", single_write)
     events.register("after-call.dynamodb", after)
     try:
         yield calls
     finally:
+        events.unregister("before-parameter-build.dynamodb.PutItem", single_write)
         events.unregister("before-parameter-build.dynamodb.BatchWriteItem", writes)
         events.unregister("after-call.dynamodb", after)
 
@@ -117,7 +124,10 @@ class TelemetryFigures:
         print(f"  BatchWriteItem calls                     {batch_calls} (floor: ceil({INGEST_FRAMES}/25) = {floor})")
         print(f"  write capacity for the frames            {self.ingest.write_units} WCU (floor: 1 per frame <= 1 KB)")
         print(f"  largest item                             {self.ingest.largest_item} bytes")
-        print(f"  other requests (latest values)           {_listing(other)}")
+        print(
+            f"  other requests (latest values)           {_listing(other)}, "
+            f"{self.ingest.single_write_units} WCU + a strongly consistent read"
+        )
         print(
             f"Binned query, {QUERY_DAYS} days hourly over 1-minute data of one thing "
             f"({self.query_frames} frames, {self.query_bins} bins in {self.query_pages} pages of 100):"

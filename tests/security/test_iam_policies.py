@@ -354,7 +354,7 @@ def test_retention_reads_only_the_org_registry_and_its_own_checkpoints() -> None
                 null_guard,
             ),
             (
-                ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
                 [{"Fn::GetAtt": ["RecordsTable", "Arn"]}],
                 {"dynamodb:LeadingKeys": ["RETENTION#"]},
                 null_guard,

@@ -28,6 +28,7 @@ MAX_BIN_VALUE = {BinUnit.MINUTE: 1440, BinUnit.HOUR: 744, BinUnit.DAY: 366}
 
 
 def bin_millis(unit: BinUnit, value: int) -> int:
+    """The length of a bin of ``value`` ``unit``s, in milliseconds."""
     return UNIT_MILLIS[unit] * value
 
 
@@ -83,6 +84,8 @@ class BinnedPage:
     bins: list[Bin]
     next_bin: int | None
     """Where the next page starts (a bin start), or ``None`` when the range is done."""
+    too_dense: bool = False
+    """The frame budget ran out inside the first bin: not even one bin could be finished."""
 
 
 def roll_up(
@@ -91,14 +94,24 @@ def roll_up(
     size_ms: int,
     aggregations: Mapping[str, Aggregation],
     max_bins: int,
+    max_frames: int | None = None,
 ) -> BinnedPage:
     """Bins of ``frames`` (ascending by time), at most ``max_bins`` non-empty ones.
 
     ``frames`` may be a lazy stream: it is read only until the first frame of the bin after
-    the last one returned, so a page costs no more reads than its own bins need.
+    the last one returned, so a page costs no more reads than its own bins need. After
+    ``max_frames`` frames the page ends with the bins known to be complete (the last one might
+    not be), so no request reads without bound.
     """
     bins: list[Bin] = []
-    for frame in frames:
+    for read, frame in enumerate(frames, start=1):
+        if max_frames is not None and read > max_frames:
+            # This frame is past the budget: bins before its own are complete, its own is not.
+            upcoming = bin_start(int(frame["timestamp"]), size_ms)
+            complete = [b for b in bins if b.start != upcoming]
+            if bins and not complete:
+                return BinnedPage(bins=[], next_bin=upcoming, too_dense=True)
+            return BinnedPage(bins=complete, next_bin=upcoming)
         values = frame.get("values") or {}
         present = [metric_id for metric_id in aggregations if metric_id in values]
         if not present:

@@ -145,7 +145,8 @@ class TelemetryIngest:
         ]
         table = self._tables.of(org)
         table.put_frames(items)
-        table.merge_latest_values(thing_id, rows, stamp)
+        floor_ms = int((now - timedelta(days=retention)).timestamp() * 1000)
+        table.merge_latest_values(thing_id, rows, stamp, floor_ms=floor_ms)
 
 
 def _window_problem(timestamp: int, now: datetime, retention_days: int) -> str | None:

@@ -8,7 +8,10 @@ Rules kept here:
 - ``selectedFields`` names metrics by id or by name (case-insensitively); an unknown one is a
   400 listing each;
 - reads are Queries with key conditions only, paged by signed continuation tokens that carry
-  the position (a time or a bin start), bound to the org and the query.
+  the position (a time or a bin start), bound to the org and the query;
+- no request reads more than ``MAX_FRAMES_READ`` frames: a page ends early (``hasMore`` with
+  what was found so far, possibly nothing) and the token resumes where the reading stopped, so
+  every request fits well inside the API's 29 seconds, however dense the data.
 """
 
 from __future__ import annotations
@@ -39,13 +42,16 @@ from spectra.repositories.things import ThingRepository
 from spectra.services.metrics import MetricService
 from spectra.services.thing_types import ThingTypeService
 from spectra.services.things import paths_of
-from spectra.telemetry.bins import MAX_BIN_VALUE, BinUnit, bin_millis, merge_ascending, roll_up
+from spectra.telemetry.bins import MAX_BIN_VALUE, BinnedPage, BinUnit, bin_millis, merge_ascending, roll_up
 from spectra.telemetry.table import OrgTelemetryTable, TelemetryTables
 from spectra.tenancy.context import OrgContext
 
 MAX_RAW_WINDOW = timedelta(hours=24)
 MAX_BINNED_WINDOW = timedelta(days=366)
 MAX_PLACE_METRICS = 20
+MAX_PLACE_THINGS = 200
+MAX_FRAMES_READ = 50_000
+"""Frames one request may read (about 50 Query calls of 1 MB at most)."""
 PLACE_STREAM_PAGE = 200
 """Frames read per Query for each thing of a place (a place's things are read side by side)."""
 THING_PAGE_SIZE = 100
@@ -187,7 +193,40 @@ def _position(tokens: PageTokens, org: OrgContext, fingerprint: str, token: str 
     return position
 
 
+def _raw_page(
+    frames: Iterator[dict[str, Any]], names: Mapping[str, str], limit: int, *, newest_first: bool
+) -> tuple[list[TelemetryItem], int | None]:
+    """Up to ``limit`` frames holding a selected metric, and where the next page starts (a start
+    time when ascending, an exclusive end when newest first), or ``None`` when nothing is left.
+
+    Reading ahead by one matching frame makes ``hasMore`` exact; reading stops after
+    ``MAX_FRAMES_READ`` frames even if few matched, and the page says where to go on from.
+    """
+    items: list[TelemetryItem] = []
+    for read, frame in enumerate(frames, start=1):
+        timestamp = int(frame["timestamp"])
+        if read > MAX_FRAMES_READ:
+            return items, timestamp + 1 if newest_first else timestamp
+        item = _raw_item(frame, names)
+        if item is None:
+            continue
+        if len(items) == limit:
+            return items, timestamp + 1 if newest_first else timestamp
+        items.append(item)
+    return items, None
+
+
+def _refuse_too_dense(binned: BinnedPage) -> None:
+    if binned.too_dense:
+        raise ValidationFailed.single(
+            "binValue",
+            f"a single bin holds more than {MAX_FRAMES_READ} frames; choose a smaller bin",
+        )
+
+
 class TelemetryQueries:
+    """Reads of the org's telemetry, each confined to the org's current retention window."""
+
     def __init__(
         self,
         *,
@@ -232,14 +271,15 @@ class TelemetryQueries:
                 size_ms=size_ms,
                 aggregations=_aggregations(metrics),
                 max_bins=page.limit,
+                max_frames=MAX_FRAMES_READ,
             )
+            _refuse_too_dense(binned)
             names = _names(metrics)
             items = [TelemetryItem(timestamp=b.start, metrics=b.values(names)) for b in binned.bins]
             next_position = binned.next_bin
         else:
             frames = _typed_frames(table.frames(thing_id, start, end, page_size=page.limit + 1), metrics)
-            items, last_shown, more = self._raw_page(frames, _names(metrics), page.limit)
-            next_position = last_shown + 1 if more and last_shown is not None else None
+            items, next_position = _raw_page(frames, _names(metrics), page.limit, newest_first=False)
         return ThingTelemetry(
             thingId=thing["thingId"],
             metrics=_series(metrics, binned=window.binned),
@@ -283,10 +323,10 @@ class TelemetryQueries:
         frames = _typed_frames(
             table.frames(thing_id, start, before, newest_first=True, page_size=page.limit + 1), metrics
         )
-        items, last_shown, more = self._raw_page(frames, _names(metrics), page.limit)
+        items, next_before = _raw_page(frames, _names(metrics), page.limit, newest_first=True)
         token = None
-        if more and last_shown is not None:
-            token = self._tokens.issue(org, fingerprint, {"before": last_shown, "lowest": lowest})
+        if next_before is not None:
+            token = self._tokens.issue(org, fingerprint, {"before": next_before, "lowest": lowest})
         return ThingTelemetry(
             thingId=thing["thingId"],
             metrics=_series(metrics, binned=False),
@@ -329,7 +369,15 @@ class TelemetryQueries:
             raise ValidationFailed(problems)
         self._require_place(org, place_type, place_id)
         things = self._readable_things_in(org, place_id)
-        available: dict[str, Mapping[str, Any]] = {}
+        if not things and not org.can(Action.READ, f"PLACE/{place_type}/{place_id}"):
+            # Nothing here is the key's to read: as for any resource outside its scopes, 403.
+            org.require(Action.READ, f"PLACE/{place_type}/{place_id}")
+        if len(things) > MAX_PLACE_THINGS:
+            raise ValidationFailed.single(
+                "placeId",
+                f"the place has {len(things)} things the key may read; a timeseries covers at most "
+                f"{MAX_PLACE_THINGS} (read them per thing, or split the place)",
+            )
         version_ids = {str(t["thingTypeDefId"]) for t in things if t.get("thingTypeDefId")}
         metric_ids: set[str] = set()
         for version_id in sorted(version_ids):
@@ -356,7 +404,9 @@ class TelemetryQueries:
             size_ms=size_ms,
             aggregations=_aggregations(metrics),
             max_bins=page.limit,
+            max_frames=MAX_FRAMES_READ,
         )
+        _refuse_too_dense(binned)
         names = _names(metrics)
         return PlaceTelemetry(
             placeId=place_id,
@@ -416,22 +466,6 @@ class TelemetryQueries:
     def _frames_of(table: OrgTelemetryTable, thing_id: str, start: int, end: int) -> Iterator[dict[str, Any]]:
         for frame in table.frames(thing_id, start, end, page_size=PLACE_STREAM_PAGE):
             yield {**frame, "thingId": thing_id}
-
-    @staticmethod
-    def _raw_page(
-        frames: Iterator[dict[str, Any]], names: Mapping[str, str], limit: int
-    ) -> tuple[list[TelemetryItem], int | None, bool]:
-        """Up to ``limit`` frames that hold a selected metric, the last one's time, and whether
-        another such frame exists (read ahead by one, so ``hasMore`` is exact)."""
-        items: list[TelemetryItem] = []
-        for frame in frames:
-            item = _raw_item(frame, names)
-            if item is None:
-                continue
-            if len(items) == limit:
-                return items, items[-1].timestamp, True
-            items.append(item)
-        return items, items[-1].timestamp if items else None, False
 
     def _next_token(self, org: OrgContext, fingerprint: str, field: str, position: int | None) -> str | None:
         return self._tokens.issue(org, fingerprint, {field: position}) if position is not None else None

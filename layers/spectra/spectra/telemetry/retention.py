@@ -2,8 +2,9 @@
 
 One *pass* per org per day (days begin at the daily schedule's UTC hour), and again whenever
 the org's retention changes:
-- every frame older than now minus the org's retention is deleted (moto never expires TTL items,
-  and AWS takes its time, so the job itself removes them; reads never show them either way);
+- every frame older than now minus the org's retention is deleted: TTL alone is not exact (AWS
+  deletes expired items within days, not at the moment they expire), so the job is what keeps
+  the promise; reads never show such frames either way;
 - after a lengthening (the profile carries ``telemetryRestampSince``), every frame still inside
   the window gets ``expiresAt`` = its time + the new retention, so TTL cannot delete it early;
 - ``ThingDeleted`` events left in the org's outbox are sent again.
@@ -115,6 +116,10 @@ class RetentionReport:
         }
 
 
+class BudgetSpent(Exception):
+    """The invocation's time is nearly up: stop where we are; the checkpoint says where that is."""
+
+
 class RetentionFailed(Exception):
     """Some orgs could not be brought up to date; the invocation fails so it is retried and,
     past the retries, lands in the dead-letter queue (which raises an alarm)."""
@@ -125,6 +130,8 @@ def _millis(moment: datetime) -> int:
 
 
 class RetentionJob:
+    """One invocation's worth of retention work over every org (see the module docstring)."""
+
     def __init__(
         self,
         *,
@@ -236,15 +243,19 @@ class RetentionJob:
                 )
                 for thing in page.items:
                     thing_id = str(thing["thingId"])
-                    self._purge_older(table, thing_id, cutoff, result)
+                    self._purge_older(table, thing_id, cutoff, result, budget)
                     if restamp:
-                        result.restamped += self._restamp(table, thing_id, cutoff, retention_days)
+                        self._restamp(table, thing_id, cutoff, retention_days, result, budget)
                     result.things += 1
                 resume_after = page.resume_after
                 if resume_after is None:
                     break
                 checkpoint["resumeAfter"] = resume_after
                 save()
+        except BudgetSpent:
+            # Mid-page: what was deleted is gone for good, so redoing the page costs only reads.
+            save(release=True)
+            return
         except ORG_FAILURES:
             save(release=True)  # the last finished page stays the place to resume from
             raise
@@ -256,25 +267,35 @@ class RetentionJob:
         save(release=True)
 
     @staticmethod
-    def _purge_older(table: OrgTelemetryTable, thing_id: str, cutoff: int, result: OrgPass) -> None:
+    def _purge_older(table: OrgTelemetryTable, thing_id: str, cutoff: int, result: OrgPass, budget: Budget) -> None:
         """Delete the thing's frames older than ``cutoff`` (a key-condition Query, keys only),
         and the latest values that are older still (a metric not reported inside the window)."""
 
         def counted(deleted: int) -> None:
             result.purged += deleted
 
-        _delete_all(table, table.frames(thing_id, 0, cutoff, keys_only=True), counted)
+        _delete_all(table, table.frames(thing_id, 0, cutoff, keys_only=True), budget, counted)
         table.prune_latest_values(thing_id, cutoff)
 
-    def _restamp(self, table: OrgTelemetryTable, thing_id: str, cutoff: int, retention_days: int) -> int:
-        """Give every frame inside the window the expiry the current retention implies."""
-        restamped = 0
+    def _restamp(
+        self,
+        table: OrgTelemetryTable,
+        thing_id: str,
+        cutoff: int,
+        retention_days: int,
+        result: OrgPass,
+        budget: Budget,
+    ) -> None:
+        """Give every frame inside the window the expiry the current retention implies, oldest
+        first (those are the ones TTL would take soonest)."""
         horizon = _millis(self._clock()) + FUTURE_MARGIN_MS + 1
-        for frame in table.frames(thing_id, cutoff, horizon, projection=("thingId", "timestamp", "expiresAt")):
+        projection = ("thingId", "timestamp", "expiresAt")
+        for index, frame in enumerate(table.frames(thing_id, cutoff, horizon, projection=projection)):
+            if index % BATCH_SIZE == 0 and budget.spent():
+                raise BudgetSpent
             wanted = int(frame["timestamp"]) // 1000 + retention_days * 86_400
             if int(frame.get("expiresAt", 0)) < wanted and table.restamp(thing_id, int(frame["timestamp"]), wanted):
-                restamped += 1
-        return restamped
+                result.restamped += 1
 
     def _resend_outbox(self, org: OrgContext) -> int:
         """Send ``ThingDeleted`` events whose first send failed (the outbox keeps them)."""
@@ -294,20 +315,24 @@ class RetentionJob:
         if not self._queue_url:
             return
         while not budget.spent():
+            # Hidden for as long as this invocation may run, so no message is handled twice at once.
             messages = self._sqs.receive_message(
-                QueueUrl=self._queue_url, MaxNumberOfMessages=QUEUE_BATCH, WaitTimeSeconds=0
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=QUEUE_BATCH,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=LEASE_SECONDS,
             ).get("Messages", [])
             if not messages:
                 return
             for message in messages:
-                purged = self._purge_deleted_thing(message)
+                purged = self._purge_deleted_thing(message, budget)
                 if purged is None:
                     continue
                 report.deleted_things_purged += 1
                 report.deleted_thing_items_purged += purged
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _purge_deleted_thing(self, message: Mapping[str, Any]) -> int | None:
+    def _purge_deleted_thing(self, message: Mapping[str, Any], budget: Budget) -> int | None:
         try:
             event = json.loads(message.get("Body", ""))
         except json.JSONDecodeError:
@@ -330,10 +355,15 @@ class RetentionJob:
                 logger.warning("A thing announced as deleted still exists; its data is kept", thing_id=thing_id)
                 return 0
             table = self._tables.of(org)
-            return _delete_all(table, table.all_keys(thing_id))
+            return _delete_all(table, table.all_keys(thing_id), budget)
+        except BudgetSpent:
+            return None  # what was deleted stays deleted; the message comes back for the rest
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return 0  # the org's table is gone (org deleted): nothing left to purge
+            logger.exception("Purging a deleted thing failed; the message will be retried", thing_id=thing_id)
+            return None
+        except ORG_FAILURES:
             logger.exception("Purging a deleted thing failed; the message will be retried", thing_id=thing_id)
             return None
 
@@ -381,15 +411,21 @@ class RetentionJob:
 
 
 def _delete_all(
-    table: OrgTelemetryTable, keys: Iterable[Mapping[str, Any]], counted: Callable[[int], None] = lambda _n: None
+    table: OrgTelemetryTable,
+    keys: Iterable[Mapping[str, Any]],
+    budget: Budget,
+    counted: Callable[[int], None] = lambda _n: None,
 ) -> int:
     """Delete the items at ``keys`` in batches as they are read; ``counted`` hears of each batch
-    as it is done (so a run that fails later still reports what it removed). Returns how many."""
+    as it is done (so a run that fails later still reports what it removed). Returns how many;
+    raises ``BudgetSpent`` between batches when the invocation's time is nearly up."""
     deleted = 0
     batch: list[Mapping[str, Any]] = []
     for key in keys:
         batch.append(key)
         if len(batch) == BATCH_SIZE:
+            if budget.spent():
+                raise BudgetSpent
             table.delete_frames(batch)
             deleted += len(batch)
             counted(len(batch))

@@ -9,6 +9,7 @@ starts at 0 so the latest-values item is never mistaken for a frame.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,8 @@ BATCH_SIZE = 25
 WRITE_ATTEMPTS = 8
 LATEST_VALUES_TIMESTAMP = -1
 LATEST_VALUES_ATTEMPTS = 5
+FALLBACK_SEARCH_FRAMES = 2_000
+FALLBACK_PAGE = 500
 FRAME_KEY = ("thingId", "timestamp")
 
 
@@ -53,6 +56,8 @@ class ReadStats:
 
 @dataclass
 class WriteStats:
+    """What writes cost: requests and consumed capacity units."""
+
     requests: int = 0
     capacity_units: float = 0.0
 
@@ -109,15 +114,7 @@ class OrgTelemetryTable:
             arguments["ProjectionExpression"] = ", ".join(names)
         if page_size:
             arguments["Limit"] = page_size
-        while True:
-            response = self.client.query(**arguments)
-            self.reads.record(response)
-            for item in response.get("Items", []):
-                yield from_item(item)
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            arguments["ExclusiveStartKey"] = last
+        yield from self._query(arguments)
 
     def all_keys(self, thing_id: str) -> Iterator[dict[str, Any]]:
         """Every item key of ``thing_id``, frames and the latest-values item (to purge a thing)."""
@@ -129,15 +126,7 @@ class OrgTelemetryTable:
             "ProjectionExpression": "thingId, #ts",
             "ReturnConsumedCapacity": "TOTAL",
         }
-        while True:
-            response = self.client.query(**arguments)
-            self.reads.record(response)
-            for item in response.get("Items", []):
-                yield from_item(item)
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            arguments["ExclusiveStartKey"] = last
+        yield from self._query(arguments)
 
     def put_frames(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Write every frame, or raise ``WriteIncomplete`` (then nothing is promised)."""
@@ -182,13 +171,15 @@ class OrgTelemetryTable:
         latest = item.get("latest")
         return dict(latest) if isinstance(latest, dict) else {}
 
-    def merge_latest_values(self, thing_id: str, frames: Mapping[int, Mapping[str, Any]], stamp: str) -> None:
+    def merge_latest_values(
+        self, thing_id: str, frames: Mapping[int, Mapping[str, Any]], stamp: str, *, floor_ms: int
+    ) -> None:
         """Fold ``frames`` (values by metric id, by timestamp) into the latest-values item.
 
         A newer or equal timestamp replaces a metric's entry (the same timestamp again is an
         overwrite: last write wins). A metric whose entry came from a frame now overwritten
-        without it falls back to its newest earlier value. Concurrent ingests are serialised by
-        a revision number.
+        without it falls back to its newest earlier value inside the window (from ``floor_ms``),
+        looked for within a bounded read. Concurrent ingests are serialised by a revision number.
         """
         newest: dict[str, dict[str, Any]] = {}
         for timestamp, values in sorted(frames.items()):
@@ -210,7 +201,7 @@ class OrgTelemetryTable:
             for metric_id, known in list(latest.items()):
                 overwritten = frames.get(int(known["timestamp"]))
                 if overwritten is not None and metric_id not in overwritten:
-                    earlier = self._newest_value_before(thing_id, metric_id, int(known["timestamp"]))
+                    earlier = self._newest_value_before(thing_id, metric_id, floor_ms, int(known["timestamp"]))
                     if earlier is None:
                         del latest[metric_id]
                     else:
@@ -233,10 +224,13 @@ class OrgTelemetryTable:
                 self.sleep(_backoff(attempt))
         raise WriteIncomplete("The frames were written; the latest values could not be updated. Retry the request.")
 
-    def _newest_value_before(self, thing_id: str, metric_id: str, before: int) -> dict[str, Any] | None:
-        """The newest value of a metric in the thing's frames before ``before`` (a rare path: a
-        frame was overwritten without a metric it held)."""
-        for frame in self.frames(thing_id, 0, before, newest_first=True):
+    def _newest_value_before(self, thing_id: str, metric_id: str, floor_ms: int, before: int) -> dict[str, Any] | None:
+        """The newest value of a metric in the thing's frames in ``[floor_ms, before)`` (a rare
+        path: a frame was overwritten without a metric it held). The search reads at most
+        ``FALLBACK_SEARCH_FRAMES`` frames; past that the summary shows no value for the metric
+        rather than make one ingest read a thing's whole history."""
+        frames = self.frames(thing_id, floor_ms, before, newest_first=True, page_size=FALLBACK_PAGE)
+        for frame in itertools.islice(frames, FALLBACK_SEARCH_FRAMES):
             values = frame.get("values") or {}
             if metric_id in values:
                 return {"value": values[metric_id], "timestamp": int(frame["timestamp"])}
@@ -273,6 +267,18 @@ class OrgTelemetryTable:
         raise WriteIncomplete("The latest values could not be pruned; the next run tries again.")
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _query(self, arguments: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a Query, page by page, read only as far as the caller iterates."""
+        while True:
+            response = self.client.query(**arguments)
+            self.reads.record(response)
+            for item in response.get("Items", []):
+                yield from_item(item)
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            arguments["ExclusiveStartKey"] = last
 
     def _batch_write(self, requests: Sequence[Mapping[str, Any]]) -> None:
         for start in range(0, len(requests), BATCH_SIZE):

@@ -225,3 +225,59 @@ def outbox_key(org: OrgContext, event_type: str, subject_id: str) -> Key:
 def retention_checkpoint_key(org: OrgContext) -> Key:
     """Where the retention job records how far it got with ``org`` (sorted like the registry)."""
     return {"pk": RETENTION_PARTITION, "sk": f"ORG#{_guid(org.org_id, 'org id')}#"}
+
+
+# -- integrations -----------------------------------------------------------------------------
+
+INTEGRATION_SORT_PREFIX = "INTEGRATION#"
+RESOURCE_MAPPING_SORT_PREFIX = "MAPPING#"
+
+
+def integrations_partition(org: OrgContext) -> str:
+    return f"{org_prefix(org)}INTEGRATIONS#"
+
+
+def integration_key(org: OrgContext, integration_id: str) -> Key:
+    return {
+        "pk": integrations_partition(org),
+        "sk": f"{INTEGRATION_SORT_PREFIX}{_guid(integration_id, 'integration id')}#",
+    }
+
+
+def resource_mappings_partition(org: OrgContext) -> str:
+    """Every resource mapping of the org (listed by ``gsi1`` per integration)."""
+    return f"{org_prefix(org)}RESOURCEMAPPINGS#"
+
+
+def resource_mapping_key(org: OrgContext, mapping_id: str) -> Key:
+    return {
+        "pk": resource_mappings_partition(org),
+        "sk": f"{RESOURCE_MAPPING_SORT_PREFIX}{_guid(mapping_id, 'mapping id')}#",
+    }
+
+
+def integration_mappings_partition(org: OrgContext, integration_id: str) -> str:
+    """The mappings of one integration (``gsi1``)."""
+    return f"{org_prefix(org)}INTEGRATION#{_guid(integration_id, 'integration id')}#MAPPINGS#"
+
+
+def resource_mapping_index_attributes(org: OrgContext, integration_id: str, mapping_id: str) -> Key:
+    return {
+        "gsi1pk": integration_mappings_partition(org, integration_id),
+        "gsi1sk": f"{RESOURCE_MAPPING_SORT_PREFIX}{_guid(mapping_id, 'mapping id')}#",
+    }
+
+
+def resource_mapping_guard_key(org: OrgContext, integration_id: str, external_id: str) -> Key:
+    """The guard that maps a remote id of an integration at most once (hashed, any text)."""
+    digest = hashlib.sha256(external_id.encode("utf-8")).hexdigest()
+    integration = _guid(integration_id, "integration id")
+    return {"pk": f"{org_prefix(org)}INTEGRATION#{integration}#EXTERNAL#{digest}#", "sk": "GUARD#"}
+
+
+def integration_secret_name(org: OrgContext, stage: str, integration_id: str) -> str:
+    """The Secrets Manager name of an integration's secret, under the org's own path (the only
+    path the org's secrets role can write)."""
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,32}", stage):
+        raise MalformedId("stage must be letters, digits or dashes")
+    return f"spectra/{stage}/orgs/{_guid(org.org_id, 'org id')}/integrations/{_guid(integration_id, 'integration id')}"

@@ -1,0 +1,1 @@
+"""Integrations: third-party systems an org connects, and their write-only credentials."""
