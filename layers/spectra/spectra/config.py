@@ -45,6 +45,10 @@ class Settings:
     org_role_trusted_principals: tuple[str, ...] = ()
     platform_key_arn: str = ""
     org_role_arn_prefix: str = ""
+    integration_secrets_role_arn: str = ""
+    """The role whose org-tagged sessions write (never read) the org's integration secrets."""
+    secrets_vpc_endpoint_id: str = ""
+    operator_role_arn: str = ""
     retention_pass_hour_utc: int = 0
     """The hour (UTC) at which each day's retention pass begins (the daily schedule's hour)."""
 
@@ -71,6 +75,9 @@ class Settings:
             platform_key_arn=env.get("PLATFORM_KEY_ARN", ""),
             org_role_arn_prefix=env.get("ORG_ROLE_ARN_PREFIX", ""),
             retention_pass_hour_utc=int(env.get("RETENTION_PASS_HOUR_UTC", "0")),
+            integration_secrets_role_arn=env.get("INTEGRATION_SECRETS_ROLE_ARN", ""),
+            secrets_vpc_endpoint_id=env.get("SECRETS_VPC_ENDPOINT_ID", ""),
+            operator_role_arn=env.get("OPERATOR_ROLE_ARN", ""),
         )
 
 

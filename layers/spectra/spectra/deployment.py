@@ -16,6 +16,7 @@ from spectra.pagination import PageTokens
 from spectra.platform_secrets import platform_secret
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
+from spectra.repositories.integrations import IntegrationRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.repositories.places import PlaceRepository
 from spectra.repositories.things import ThingRepository
@@ -97,3 +98,8 @@ def thing_events() -> ThingEvents:
     """The org outboxes and the queue that announces deleted things to the retention job."""
     settings = get_settings()
     return ThingEvents(org_sessions(), settings.records_table, boto3.client("sqs"), settings.thing_events_queue_url)
+
+
+@cache
+def integration_repository() -> IntegrationRepository:
+    return IntegrationRepository(org_sessions(), get_settings().records_table)

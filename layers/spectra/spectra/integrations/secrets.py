@@ -1,0 +1,128 @@
+"""Integration secrets in AWS Secrets Manager: written, replaced and deleted, never read.
+
+One secret per integration, named under the org's own path, encrypted with the platform key,
+tagged with the org and the integration. Calls are made with the org's *integration-secrets*
+credentials (a role assumed with the org as a session tag, whose policy reaches only
+``spectra/{stage}/orgs/${aws:PrincipalTag/org}/*`` and has no way to read a value). Each
+secret's resource policy refuses any call without TLS, and, once the VPC endpoint is
+configured, any call that does not come through it (operators excepted, so a deleted secret
+can still be recovered by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spectra.errors import SpectraError
+from spectra.tenancy import keys
+from spectra.tenancy.context import OrgContext
+from spectra.tenancy.sessions import OrgSessions
+
+RECOVERY_WINDOW_DAYS = 30
+
+
+class SecretStoreUnavailable(SpectraError):
+    """Secrets Manager refused or failed: 503, nothing was stored; safe to retry."""
+
+    status = 503
+    code = "service_unavailable"
+    title = "Service Unavailable"
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    arn: str
+    version_id: str
+
+
+class IntegrationSecrets:
+    def __init__(
+        self,
+        sessions: OrgSessions,
+        *,
+        stage: str,
+        kms_key_id: str,
+        vpc_endpoint_id: str = "",
+        operator_role_arn: str = "",
+    ) -> None:
+        self._sessions = sessions
+        self._stage = stage
+        self._kms_key_id = kms_key_id
+        self._vpc_endpoint_id = vpc_endpoint_id
+        self._operator_role_arn = operator_role_arn
+
+    def create(self, org: OrgContext, integration_id: str, values: Mapping[str, str]) -> StoredSecret:
+        """Store a new secret; if its policy cannot be attached, the secret is removed again."""
+        client = self._client(org)
+        response = client.create_secret(
+            Name=keys.integration_secret_name(org, self._stage, integration_id),
+            Description="Spectra integration credentials (write-only through the API)",
+            KmsKeyId=self._kms_key_id,
+            SecretString=_encode(values),
+            ClientRequestToken=str(uuid.uuid4()),
+            Tags=[
+                {"Key": "org", "Value": org.org_id},
+                {"Key": "integration", "Value": integration_id},
+                {"Key": "spectra:data", "Value": "integration-secret"},
+            ],
+        )
+        stored = StoredSecret(arn=str(response["ARN"]), version_id=str(response["VersionId"]))
+        try:
+            client.put_resource_policy(SecretId=stored.arn, ResourcePolicy=json.dumps(self._policy()))
+        except Exception:
+            self.discard(org, stored.arn)
+            raise
+        return stored
+
+    def replace(self, org: OrgContext, arn: str, values: Mapping[str, str]) -> str:
+        """A new current version holding exactly ``values``; returns its version id."""
+        response = self._client(org).put_secret_value(
+            SecretId=arn, SecretString=_encode(values), ClientRequestToken=str(uuid.uuid4())
+        )
+        return str(response["VersionId"])
+
+    def schedule_deletion(self, org: OrgContext, arn: str) -> None:
+        """Deleted after the recovery window; an operator can restore it until then."""
+        self._client(org).delete_secret(SecretId=arn, RecoveryWindowInDays=RECOVERY_WINDOW_DAYS)
+
+    def discard(self, org: OrgContext, arn: str) -> None:
+        """Remove a secret whose integration was never created (nothing to recover)."""
+        self._client(org).delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+    def _client(self, org: OrgContext) -> Any:
+        return self._sessions.client(org, "secretsmanager")
+
+    def _policy(self) -> dict[str, Any]:
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "secretsmanager:*",
+                "Resource": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+        if self._vpc_endpoint_id:
+            condition: dict[str, Any] = {"StringNotEquals": {"aws:SourceVpce": self._vpc_endpoint_id}}
+            if self._operator_role_arn:
+                condition["ArnNotLike"] = {"aws:PrincipalArn": self._operator_role_arn}
+            statements.append(
+                {
+                    "Sid": "ThroughTheVpcEndpointOnly",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "secretsmanager:*",
+                    "Resource": "*",
+                    "Condition": condition,
+                }
+            )
+        return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _encode(values: Mapping[str, str]) -> str:
+    return json.dumps(dict(values), separators=(",", ":"), sort_keys=True)
