@@ -16,6 +16,7 @@ from tests.integration.telemetry_support import (
     make_device,
     now_ms,
     stored,
+    stored_items,
     telemetry_client,
     unprocessed_items,
 )
@@ -198,3 +199,35 @@ def test_items_kept_back_past_the_retry_budget_fail_the_request(
         response = call(stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", body)
 
     assert_problem(response, 503, "service_unavailable")
+
+
+def test_a_thing_deleted_while_its_frames_are_written_keeps_none_of_them(
+    stack: LocalStack, org: Org, device: Device
+) -> None:
+    """The purge of a deleted thing may run before a slow ingest finishes writing: the ingest
+    notices the thing is gone, takes back what it wrote and answers 404."""
+    import boto3
+
+    from spectra.tenancy import keys
+    from spectra.tenancy.context import OrgContext
+    from tests.integration.factories import records_table
+
+    records = boto3.client("dynamodb", region_name="us-east-1")
+    thing_key = keys.thing_key(OrgContext.for_operator(org.org_id), device.thing_id)
+
+    def delete_the_thing(**_: Any) -> None:
+        records.delete_item(
+            TableName=records_table(stack), Key={name: {"S": value} for name, value in thing_key.items()}
+        )
+
+    client = telemetry_client(stack, "telemetry_ingest", org)
+    client.meta.events.register("after-call.dynamodb.BatchWriteItem", delete_the_thing)
+    try:
+        response = call(
+            stack, org.admin_key, "POST", f"/v2/things/{device.thing_id}/data", frames((now_ms(), {"Count": 1}))
+        )
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.BatchWriteItem", delete_the_thing)
+
+    assert_problem(response, 404, "not_found")
+    assert [i for i in stored_items(stack, org) if i["thingId"] == device.thing_id] == []

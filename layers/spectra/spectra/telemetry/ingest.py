@@ -28,7 +28,7 @@ from spectra.services.metrics import MetricService
 from spectra.services.templates import TemplateService, metric_infos
 from spectra.services.thing_types import ThingTypeService
 from spectra.services.things import paths_of
-from spectra.telemetry.table import TelemetryTables
+from spectra.telemetry.table import LATEST_VALUES_TIMESTAMP, TelemetryTables
 from spectra.tenancy.context import OrgContext
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -147,6 +147,11 @@ class TelemetryIngest:
         table.put_frames(items)
         floor_ms = int((now - timedelta(days=retention)).timestamp() * 1000)
         table.merge_latest_values(thing_id, rows, stamp, floor_ms=floor_ms)
+        if self._things.get(org, thing_id) is None:
+            # Deleted while we wrote: its purge may already have run, so take back what we wrote
+            # (a delete after this check is purged later, as its event follows the delete).
+            table.delete_frames([*items, {"thingId": thing_id, "timestamp": LATEST_VALUES_TIMESTAMP}])
+            raise NotFound("No such thing.")
 
 
 def _window_problem(timestamp: int, now: datetime, retention_days: int) -> str | None:
