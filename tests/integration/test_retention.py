@@ -8,6 +8,7 @@ or directly with a budget or clock of the test's choosing where time is the subj
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import Counter
@@ -563,6 +564,98 @@ def test_an_event_pairing_an_org_with_another_orgs_thing_purges_nothing(
     assert messages_left(stack) == 0
 
 
+@contextmanager
+def received_thing_events(stack: LocalStack) -> Iterator[list[dict[str, Any]]]:
+    """Every message the retention job receives from the thing-events queue in the block."""
+    sqs = stack.function("retention").load().sqs
+    received: list[dict[str, Any]] = []
+
+    def record(parsed: dict[str, Any], **_: Any) -> None:
+        received.extend(parsed.get("Messages", []))
+
+    sqs.meta.events.register("after-call.sqs.ReceiveMessage", record)
+    try:
+        yield received
+    finally:
+        sqs.meta.events.unregister("after-call.sqs.ReceiveMessage", record)
+
+
+def hidden_period_over(stack: LocalStack, messages: list[dict[str, Any]]) -> None:
+    """What 15 minutes do to messages received and kept: they are visible again."""
+    for message in messages:
+        boto3.client("sqs").change_message_visibility(
+            QueueUrl=thing_events_queue(stack), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+
+
+def spent_after_a_batch(batches: list[dict[str, Any]]) -> Budget:
+    """A budget whose time runs out once ``batches`` (recorded writes) holds one."""
+    return Budget(lambda: 0 if batches else 600_000, reserve_ms=0)
+
+
+def test_thing_events_stay_hidden_for_as_long_as_a_run_may_take(stack: LocalStack, org: Org) -> None:
+    send_thing_event(stack, thing_deleted(org.org_id, UNKNOWN_THING))
+
+    with counting_calls(stack.function("retention").load().sqs, "ReceiveMessage") as receives:
+        run_retention(stack)
+
+    timeout = int(stack.function("retention").spec.properties["Timeout"])
+    assert receives
+    assert {receive["VisibilityTimeout"] for receive in receives} == {timeout}
+
+
+def test_a_deleted_things_purge_that_fails_keeps_its_message_and_fails_no_orgs_pass(
+    stack: LocalStack, org: Org, other_org: Org, device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs = make_device(stack, other_org)
+    now = now_ms()
+    ingest(stack, org, device.thing_id, *(now - HOUR_MS + n * 1000 for n in range(30)))
+    ingest(stack, other_org, theirs.thing_id, now - 40 * DAY_MS, now - MINUTE_MS)
+    set_retention(stack, other_org, 30)
+    assert stack.request("DELETE", f"/v2/things/{device.thing_id}", key=org.admin_key).status == 204
+    monkeypatch.setattr(retention_job(stack)._tables, "_sleep", lambda _seconds: None)
+
+    with (
+        received_thing_events(stack) as received,
+        unprocessed_items(telemetry_client(stack, "retention", org), hold_back=1, forever=True),
+    ):
+        failed = run_retention(stack)
+
+    assert (failed["deletedThingsPurged"], failed["complete"], failed["orgsCompleted"]) == (0, True, 2)
+    assert frame_times(stack, other_org) == [now - MINUTE_MS]
+    assert messages_left(stack) == 1  # received, not deleted
+    hidden_period_over(stack, received)
+    purged = run_retention(stack)
+    assert purged["deletedThingsPurged"] == 1
+    assert items_of(stack, org, device.thing_id) == []
+    assert messages_left(stack) == 0
+
+
+def test_a_deleted_things_purge_out_of_time_keeps_its_message_and_the_next_run_finishes_it(
+    stack: LocalStack, org: Org, device: Device
+) -> None:
+    now = now_ms()
+    ingest(stack, org, device.thing_id, *(now - HOUR_MS + n * 1000 for n in range(60)))
+    items = len(items_of(stack, org, device.thing_id))  # 60 frames and the latest values
+    assert stack.request("DELETE", f"/v2/things/{device.thing_id}", key=org.admin_key).status == 204
+    job = retention_job(stack)
+
+    with (
+        received_thing_events(stack) as received,
+        counting_calls(telemetry_client(stack, "retention", org), "BatchWriteItem") as batches,
+    ):
+        first = job.run(spent_after_a_batch(batches))
+
+    assert first.deleted_things_purged == 0
+    assert len(items_of(stack, org, device.thing_id)) == items - 25  # what was deleted stays deleted
+    assert messages_left(stack) == 1
+    hidden_period_over(stack, received)
+    second = run_retention(stack)
+    assert (second["deletedThingsPurged"], second["deletedThingItemsPurged"]) == (1, items - 25)
+    assert items_of(stack, org, device.thing_id) == []
+    assert messages_left(stack) == 0
+
+
 # -- interrupted runs ---------------------------------------------------------------------------
 
 
@@ -648,6 +741,59 @@ def test_an_org_whose_pass_another_run_holds_is_left_to_that_run(stack: LocalSta
 
     assert (report["complete"], report["orgsPending"], report["itemsPurged"]) == (False, 1, 0)
     assert queries == []
+
+
+def another_container(job: RetentionJob) -> RetentionJob:
+    """The same job in another container: its own lease owner."""
+    other = copy.copy(job)
+    other._owner = "another-container"
+    return other
+
+
+def test_a_run_out_of_time_between_batches_of_one_things_deletes_leaves_the_org_to_the_next_run(
+    stack: LocalStack, org: Org, device: Device
+) -> None:
+    now = now_ms()
+    old = [now - 40 * DAY_MS + n * 1000 for n in range(60)]
+    recent = [now - MINUTE_MS + n * 1000 for n in range(3)]
+    ingest(stack, org, device.thing_id, *old, *recent)
+    latest = latest_values_item(stack, org, device.thing_id)
+    set_retention(stack, org, 30)
+    job = retention_job(stack)
+
+    with counting_calls(telemetry_client(stack, "retention", org), "BatchWriteItem") as batches:
+        first = job.run(spent_after_a_batch(batches))
+
+    assert (first.complete, first.orgs_pending, first.items_purged) == (False, 1, 25)
+    interrupted = checkpoint(stack, org)
+    assert interrupted is not None
+    assert (interrupted["done"], interrupted["leaseUntil"]) == (False, 0)
+    assert frame_times(stack, org) == old[25:] + recent
+    second = another_container(job).run(Budget.unlimited())  # the lease is free at once
+    assert (second.complete, second.orgs_completed, second.items_purged) == (True, 1, len(old) - 25)
+    assert frame_times(stack, org) == recent
+    assert latest_values_item(stack, org, device.thing_id) == latest
+
+
+def test_a_run_out_of_time_while_restamping_leaves_the_rest_and_the_mark_to_the_next_run(
+    stack: LocalStack, org: Org, device: Device
+) -> None:
+    set_retention(stack, org, 30)
+    now = now_ms()
+    times = [now - DAY_MS + n * 1000 for n in range(60)]
+    ingest(stack, org, device.thing_id, *times)
+    set_retention(stack, org, 60)
+    job = retention_job(stack)
+
+    with counting_calls(telemetry_client(stack, "retention", org), "UpdateItem") as restamps:
+        first = job.run(spent_after_a_batch(restamps))
+
+    assert (first.complete, first.orgs_pending, first.items_restamped) == (False, 1, 25)
+    assert "telemetryRestampSince" in profile(stack, org)
+    second = another_container(job).run(Budget.unlimited())
+    assert (second.complete, second.items_restamped) == (True, len(times) - 25)
+    assert expiries(stack, org) == {ts: ts // 1000 + 60 * DAY_SECONDS for ts in times}
+    assert "telemetryRestampSince" not in profile(stack, org)
 
 
 # -- once a day ---------------------------------------------------------------------------------

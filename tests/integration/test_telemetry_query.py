@@ -7,7 +7,7 @@ scratch org (ingest order, deletes), or an org whose retention was cut (``shorte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from spectra.telemetry import query as telemetry_query
+from spectra.telemetry import table as telemetry_table
+from spectra.telemetry.table import LATEST_VALUES_TIMESTAMP
 from spectra_local.gateway import GatewayResponse
 from spectra_local.stack import LocalStack
 from spectra_local.template import Template
@@ -31,6 +34,7 @@ from tests.integration.telemetry_support import (
     make_device,
     now_ms,
     stored,
+    stored_items,
 )
 
 MALFORMED_ID = "not-a-thing-id"
@@ -1155,3 +1159,207 @@ def test_summary_has_the_contract_shape(deployment: LocalStack, world: World) ->
     for metric in body["metrics"]:
         assert metric.keys() >= SUMMARY_METRIC_FIELDS, metric
         assert isinstance(metric["timestamp"], int)
+
+
+# -- bounded reads ------------------------------------------------------------------------------
+
+
+def read_at_most(monkeypatch: pytest.MonkeyPatch, frames: int) -> None:
+    """Each request reads at most ``frames`` frames (50,000 in production)."""
+    monkeypatch.setattr(telemetry_query, "MAX_FRAMES_READ", frames)
+
+
+SPARSE_VOLTAGE = (6, 7, 8, 13)
+"""Which of ``minute_frames``' 14 frames hold Voltage (the others hold only Count)."""
+
+
+def minute_frames(stack: LocalStack, org: Org, thing_id: str) -> list[int]:
+    """14 frames a minute apart from half an hour ago, Voltage only in ``SPARSE_VOLTAGE``; their
+    times."""
+    first = now_ms() - 30 * MINUTE_MS
+    times = [first + n * MINUTE_MS for n in range(14)]
+    ingest(
+        stack,
+        org,
+        thing_id,
+        *((ts, {"Count": n, **({"Voltage": n} if n in SPARSE_VOLTAGE else {})}) for n, ts in enumerate(times)),
+    )
+    return times
+
+
+def test_a_raw_page_ends_at_the_read_budget_and_its_token_resumes_where_reading_stopped(
+    deployment: LocalStack, device: tuple[Org, Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org, thing = device
+    times = minute_frames(deployment, org, thing.thing_id)
+    read_at_most(monkeypatch, 5)
+
+    query = span(times[0], times[-1] + 1, selectedFields="Voltage", limit=2)
+    pages = every_page(deployment, org.admin_key, events_path(thing.thing_id), query)
+
+    # The first five frames hold no Voltage: an empty page that still says there is more.
+    assert (pages[0]["items"], pages[0]["hasMore"]) == ([], True)
+    assert [len(page["items"]) for page in pages] == [0, 2, 1, 1]
+    assert [ts for page in pages for ts in timestamps(page)] == [times[n] for n in SPARSE_VOLTAGE]
+
+
+def test_a_recent_events_page_ends_at_the_read_budget_and_its_token_resumes_where_reading_stopped(
+    deployment: LocalStack, device: tuple[Org, Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org, thing = device
+    times = minute_frames(deployment, org, thing.thing_id)
+    read_at_most(monkeypatch, 5)
+
+    query = {"selectedFields": "Voltage", "limit": "2"}
+    pages = every_page(deployment, org.admin_key, recent_path(thing.thing_id), query)
+
+    assert [len(page["items"]) for page in pages] == [1, 2, 1, 0]  # the first ends after 13, 12, 11, 10, 9
+    assert [ts for page in pages for ts in timestamps(page)] == [times[n] for n in reversed(SPARSE_VOLTAGE)]
+
+
+HOURLY_DENSITY = (3, 4, 1, 5, 2)
+"""Frames in each of five consecutive hours (``hourly_frames``)."""
+
+
+def hourly_frames(stack: LocalStack, org: Org, thing_id: str, density: Sequence[int] = HOURLY_DENSITY) -> int:
+    """``density[h]`` frames (Voltage and Count) a minute apart in hour ``h`` of a recent run of
+    hours; the first hour's start."""
+    first_hour = (now_ms() // HOUR_MS - 8) * HOUR_MS
+    rows = [
+        (first_hour + hour * HOUR_MS + n * MINUTE_MS, {"Voltage": n, "Count": 1})
+        for hour, frames_in_hour in enumerate(density)
+        for n in range(frames_in_hour)
+    ]
+    ingest(stack, org, thing_id, *rows)
+    return first_hour
+
+
+def test_binned_pages_end_at_the_last_complete_bin_and_together_give_every_bin(
+    deployment: LocalStack, device: tuple[Org, Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org, thing = device
+    first_hour = hourly_frames(deployment, org, thing.thing_id)
+    query = span(first_hour, first_hour + len(HOURLY_DENSITY) * HOUR_MS, binUnit="h", binValue=1)
+    unbounded = read(deployment, org.admin_key, events_path(thing.thing_id), query)
+    read_at_most(monkeypatch, 5)
+
+    pages = every_page(deployment, org.admin_key, events_path(thing.thing_id), query)
+
+    hours = [[first_hour + h * HOUR_MS for h in page] for page in ([0], [1, 2], [3], [4])]
+    assert [timestamps(page) for page in pages] == hours  # a bin cut by the budget waits for the next page
+    assert [item for page in pages for item in page["items"]] == unbounded["items"]
+    assert len(unbounded["items"]) == len(HOURLY_DENSITY)
+
+
+@pytest.mark.parametrize("place", [False, True], ids=["thing", "site"])
+def test_a_bin_holding_more_frames_than_a_request_may_read_is_400(
+    deployment: LocalStack, device: tuple[Org, Device], monkeypatch: pytest.MonkeyPatch, place: bool
+) -> None:
+    org, thing = device
+    first_hour = hourly_frames(deployment, org, thing.thing_id, density=[6])
+    read_at_most(monkeypatch, 5)
+
+    path = timeseries_path("Site", thing.site_id) if place else events_path(thing.thing_id)
+    response = get(deployment, org.admin_key, path, span(first_hour, first_hour + HOUR_MS, binUnit="h", binValue=1))
+
+    problem = assert_problem(response, 400, "validation_failed")
+    assert [e["field"] for e in problem["errors"]] == ["binValue"]
+
+
+def test_a_dense_bin_is_400_even_when_its_first_frames_lack_the_selected_metric(
+    deployment: LocalStack, device: tuple[Org, Device], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org, thing = device
+    hour = (now_ms() // HOUR_MS - 8) * HOUR_MS
+    rows = [(hour + n * MINUTE_MS, {"Count": n}) for n in range(6)]
+    ingest(deployment, org, thing.thing_id, *rows, (hour + 10 * MINUTE_MS, {"Voltage": 1}))
+    read_at_most(monkeypatch, 5)
+
+    query = span(hour, hour + HOUR_MS, binUnit="h", binValue=1, selectedFields="Voltage")
+    response = get(deployment, org.admin_key, events_path(thing.thing_id), query)
+
+    problem = assert_problem(response, 400, "validation_failed")
+    assert [e["field"] for e in problem["errors"]] == ["binValue"]
+
+
+@pytest.mark.parametrize(
+    ("resource_filter", "status"),
+    [("PLACE/Site/{site}", 400), ("PLACE/Site/{site}/THING/Battery/#", 200)],
+    ids=["3 readable things", "2 readable things"],
+)
+def test_place_timeseries_cover_at_most_max_place_things_readable_things(
+    deployment: LocalStack,
+    world: World,
+    keys: KeyRing,
+    monkeypatch: pytest.MonkeyPatch,
+    resource_filter: str,
+    status: int,
+) -> None:
+    monkeypatch.setattr(telemetry_query, "MAX_PLACE_THINGS", 2)
+    key = keys("read", resource_filter.format(site=world.site))
+
+    response = get(deployment, key, timeseries_path("Site", world.site), hour_bins(world))
+
+    assert response.status == status, response.body
+    if status == 400:
+        assert [e["field"] for e in assert_problem(response, 400, "validation_failed")["errors"]] == ["placeId"]
+    else:
+        assert response.json()["thingCount"] == 2
+
+
+@pytest.mark.parametrize(
+    ("resource_filter", "status"),
+    [("PLACE/Site/{lab}/THING/Battery/{r1}", 403), ("PLACE/Site/{site}/THING/Battery/{b1}", 200)],
+    ids=["a thing in another site", "a thing in the site"],
+)
+def test_a_key_scoped_to_one_thing_reads_only_the_timeseries_of_that_things_site(
+    deployment: LocalStack, world: World, keys: KeyRing, resource_filter: str, status: int
+) -> None:
+    key = keys("read", resource_filter.format(site=world.site, lab=world.lab, b1=world.b1, r1=world.r1))
+
+    response = get(deployment, key, timeseries_path("Site", world.site), hour_bins(world))
+
+    if status == 403:
+        assert_problem(response, 403, "forbidden_scope")
+    else:
+        assert ok(response)["thingCount"] == 1
+
+
+def test_the_fallback_after_an_overwrite_does_not_bring_back_a_value_outside_the_window(
+    deployment: LocalStack,
+) -> None:
+    org = make_org(deployment, "Short Fallback")
+    thing = make_device(deployment, org)
+    at = now_ms() - MINUTE_MS
+    ingest(deployment, org, thing.thing_id, (at - 10 * DAY_MS, {"Voltage": 1}))
+    settings = call(deployment, org.admin_key, "PATCH", "/v2/organization/settings", {"telemetryRetentionDays": 5})
+    assert settings.status == 200, settings.body
+    ingest(deployment, org, thing.thing_id, (at, {"Voltage": 2, "Count": 1}))
+
+    ingest(deployment, org, thing.thing_id, (at, {"Count": 7}))  # the overwrite drops Voltage
+
+    [latest] = [i for i in stored_items(deployment, org) if i["timestamp"] == LATEST_VALUES_TIMESTAMP]
+    assert set(latest["latest"]) == {thing.count}  # the 10-day-old Voltage is still stored, not resurrected
+    assert at - 10 * DAY_MS in [f["timestamp"] for f in stored(deployment, org)]
+    assert latest_of(read(deployment, org.admin_key, summary_path(thing.thing_id)))["Voltage"] == (None, None)
+
+
+@pytest.mark.parametrize(("frames_between", "found"), [(2, True), (3, False)], ids=["within", "beyond"])
+def test_the_fallback_after_an_overwrite_reads_a_bounded_number_of_frames(
+    deployment: LocalStack,
+    device: tuple[Org, Device],
+    monkeypatch: pytest.MonkeyPatch,
+    frames_between: int,
+    found: bool,
+) -> None:
+    monkeypatch.setattr(telemetry_table, "FALLBACK_SEARCH_FRAMES", 3)
+    org, thing = device
+    at = now_ms() - MINUTE_MS
+    earlier = at - 10 * MINUTE_MS
+    between = [(earlier + (n + 1) * MINUTE_MS, {"Count": n}) for n in range(frames_between)]
+    ingest(deployment, org, thing.thing_id, (earlier, {"Voltage": 1}), *between, (at, {"Voltage": 2, "Count": 1}))
+
+    ingest(deployment, org, thing.thing_id, (at, {"Count": 7}))  # the overwrite drops Voltage
+
+    body = read(deployment, org.admin_key, summary_path(thing.thing_id))
+    assert latest_of(body)["Voltage"] == ((1.0, earlier) if found else (None, None))

@@ -95,3 +95,15 @@ def test_place_rollup_sums_and_averages_over_every_things_values() -> None:
         max_bins=5,
     )
     assert page.bins[0].values({"power": "Power", "temp": "Temp"}) == {"Power": 15, "Temp": 21.0}
+
+
+def test_a_budget_spent_inside_one_bin_is_too_dense_even_before_a_selected_metric() -> None:
+    frames = [frame(MIDNIGHT + i, other=i) for i in range(6)] + [frame(MIDNIGHT + 10, m=1)]
+    page = roll_up(frames, size_ms=HOUR, aggregations={"m": Aggregation.LAST}, max_bins=5, max_frames=5)
+    assert page.too_dense
+
+
+def test_a_budget_spent_across_bins_without_selected_metrics_moves_on() -> None:
+    frames = [frame(MIDNIGHT + i * HOUR, other=i) for i in range(6)] + [frame(MIDNIGHT + 7 * HOUR, m=1)]
+    page = roll_up(frames, size_ms=HOUR, aggregations={"m": Aggregation.LAST}, max_bins=5, max_frames=5)
+    assert (page.bins, page.next_bin, page.too_dense) == ([], MIDNIGHT + 5 * HOUR, False)

@@ -104,12 +104,16 @@ def roll_up(
     not be), so no request reads without bound.
     """
     bins: list[Bin] = []
+    first_bin: int | None = None
     for read, frame in enumerate(frames, start=1):
+        if first_bin is None:
+            first_bin = bin_start(int(frame["timestamp"]), size_ms)
         if max_frames is not None and read > max_frames:
             # This frame is past the budget: bins before its own are complete, its own is not.
             upcoming = bin_start(int(frame["timestamp"]), size_ms)
             complete = [b for b in bins if b.start != upcoming]
-            if bins and not complete:
+            if not complete and upcoming == first_bin:
+                # Every frame read lies in one bin: the next page would start here again.
                 return BinnedPage(bins=[], next_bin=upcoming, too_dense=True)
             return BinnedPage(bins=complete, next_bin=upcoming)
         values = frame.get("values") or {}
