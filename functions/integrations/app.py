@@ -64,6 +64,7 @@ integrations = IntegrationService(
 )
 
 IntegrationId = Annotated[str, Path(description="An integration id (GUID)")]
+MappingId = Annotated[str, Path(description="A mapping id (GUID)")]
 ANY_INTEGRATION = "INTEGRATION/*/*/*"
 INTEGRATION = "INTEGRATION/*/*/{integrationId}"
 
@@ -98,11 +99,15 @@ def list_resource_mappings(
     return integrations.list_mappings(org, integrationId, PageRequest.of(limit, pageLimit, continuationToken))
 
 
+@app.get("/v2/integrations/resource-mappings/<mappingId>", tags=["Integrations"])
+@access(Action.READ, ANY_INTEGRATION)
+def get_resource_mapping(mappingId: MappingId, org: CurrentOrg) -> ResourceMapping:
+    return ResourceMapping.model_validate(integrations.get_mapping(org, mappingId))
+
+
 @app.delete("/v2/integrations/resource-mappings/<mappingId>", tags=["Integrations"])
 @access(Action.WRITE, ANY_INTEGRATION)
-def delete_resource_mapping(
-    mappingId: Annotated[str, Path(description="A mapping id (GUID)")], org: CurrentOrg
-) -> Response[None]:
+def delete_resource_mapping(mappingId: MappingId, org: CurrentOrg) -> Response[None]:
     integrations.delete_mapping(org, mappingId)
     return no_content()
 

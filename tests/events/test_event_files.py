@@ -59,6 +59,21 @@ def _suspended(result: Any) -> None:
 
 
 UNAUTHORIZED = "Unauthorized"
+EXAMPLE_SECRET_PREFIX = "whsec_example"
+"""Every secret value in the integrations event files starts so; no response may show one."""
+
+
+def _without_secrets(expected: int) -> Callable[[Any], None]:
+    def check(result: Any) -> None:
+        _status(expected)(result)
+        assert EXAMPLE_SECRET_PREFIX not in (result.get("body") or "")
+
+    return check
+
+
+def _created_integration(result: Any) -> None:
+    _without_secrets(201)(result)
+    assert json.loads(result["body"])["secretPropertyNames"] == ["signingSecret"]
 
 
 def _retention_pass_complete(result: Any) -> None:
@@ -109,6 +124,14 @@ EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "telemetry_query/summary-for-unknown-thing.json": _status(404),
     "telemetry_query/site-timeseries-for-unknown-site.json": _status(404),
     "telemetry_query/fleet-timeseries-without-bins.json": _status(400),
+    "integrations/get-mapping.json": _status(200),
+    "integrations/create-webhook.json": _created_integration,
+    "integrations/create-unknown-type.json": _without_secrets(400),
+    "integrations/list-integrations.json": _status(200),
+    "integrations/get-unknown-integration.json": _status(404),
+    "integrations/patch-secret-properties.json": _without_secrets(400),
+    "integrations/replace-secrets-of-unknown-integration.json": _without_secrets(404),
+    "integrations/map-thing-of-unknown-integration.json": _status(404),
     "retention/scheduled.json": _retention_pass_complete,
     "provisioning/create-org.json": _created_org,
     "provisioning/list-orgs.json": _lists_event_org,

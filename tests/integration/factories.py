@@ -7,7 +7,9 @@ the past without sleeping), and they name the records with the layer's own key b
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from spectra.auth.credentials import ApiKeyCredential, KeyType
 from spectra.config import Settings
 from spectra.errors import PROBLEM_CONTENT_TYPE
 from spectra.models.common import to_iso
+from spectra.observability import logger
 from spectra.provisioning import Provisioner, build_provisioner
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.keys import api_key_key
@@ -362,6 +365,32 @@ def counting_calls(client: Any, operation: str) -> Iterator[list[dict[str, Any]]
         yield calls
     finally:
         client.meta.events.unregister(event, record)
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def captured_logs(stream: io.StringIO) -> Iterator[None]:
+    """Send every log line of the block to ``stream``: the layer's JSON logs (at DEBUG, more than
+    a deployment writes) and library logs at INFO."""
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous_stream, previous_level = handler.stream, logger.log_level
+    library_logs = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    previous_root_level = root.level
+    root.addHandler(library_logs)
+    root.setLevel(logging.INFO)
+    handler.setStream(stream)
+    logger.setLevel("DEBUG")
+    try:
+        yield
+    finally:
+        handler.setStream(previous_stream)
+        logger.setLevel(previous_level)
+        root.removeHandler(library_logs)
+        root.setLevel(previous_root_level)
 
 
 # -- test speed -------------------------------------------------------------------------------

@@ -21,6 +21,15 @@ from spectra.http import RouteAccess, SpectraResolver, route_access
 from spectra_local.stack import LocalStack
 from spectra_local.template import Template
 from tests.integration.factories import Org, create_key, key_body, key_path, scope
+from tests.integration.integration_factories import (
+    MAPPINGS_PATH,
+    integration_path,
+    make_integration,
+    make_mapping,
+    mapping_body,
+    secret_text,
+    webhook_body,
+)
 
 UNKNOWN_ID = "0b8c8a1e-5c1e-4c39-9d43-3f6f1d0c2a11"
 UNKNOWN_METRIC_ID = "mdef_" + "0" * 32
@@ -85,6 +94,9 @@ class Sample:
     status: int = 200
     prepare: Callable[[LocalStack, Org, dict[str, str]], None] | None = None
     query: Mapping[str, str] | None = None
+    body_from_ids: Callable[[Mapping[str, str]], Any] | None = None
+    """Builds the body from the ids instead, for a body naming resources ``prepare`` made (it
+    adds their ids); without them (other callers, refused keys) it names unknown ids."""
 
 
 def _metric_body(_ids: BodyIds) -> dict[str, Any]:
@@ -133,6 +145,15 @@ def _thing_body(ids: BodyIds) -> dict[str, Any]:
 # A window for the telemetry reads: raw for one thing, binned for a place (which needs bins).
 _READ_WINDOW = {"startTime": "2026-01-01T00:00:00Z", "endTime": "2026-01-01T06:00:00Z"}
 _BINNED_WINDOW = {**_READ_WINDOW, "binUnit": "h", "binValue": "1"}
+
+
+def _integration_and_thing(stack: LocalStack, org: Org, ids: dict[str, str]) -> None:
+    ids["integrationId"] = str(make_integration(stack, org.admin_key)["integrationId"])
+    ids["thingId"] = make_thing(stack, org)
+
+
+def _mapping_body(ids: Mapping[str, str]) -> dict[str, Any]:
+    return mapping_body(ids.get("integrationId", UNKNOWN_ID), ids.get("thingId", UNKNOWN_ID))
 
 
 def _deleted_first(path: str) -> Callable[[LocalStack, Org, dict[str, str]], None]:
@@ -219,6 +240,21 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("GET", "/v2/things/{thingId}/summary"): Sample(),
     ("GET", "/v2/sites/{siteId}/timeseries"): Sample(query=_BINNED_WINDOW),
     ("GET", "/v2/fleets/{fleetId}/timeseries"): Sample(query=_BINNED_WINDOW),
+    ("GET", "/v2/integrations/mapping"): Sample(),
+    ("POST", "/v2/integrations"): Sample(lambda _ids: webhook_body(), 201),
+    ("GET", "/v2/integrations"): Sample(),
+    ("GET", "/v2/integrations/{integrationId}"): Sample(),
+    ("PATCH", "/v2/integrations/{integrationId}"): Sample(lambda _ids: {"integrationName": "Renamed webhook"}),
+    ("PUT", "/v2/integrations/{integrationId}/secret-properties"): Sample(
+        lambda _ids: {"secretProperties": {"signingSecret": secret_text("matrix")}}
+    ),
+    ("DELETE", "/v2/integrations/{integrationId}"): Sample(status=204),
+    ("POST", "/v2/integrations/resource-mappings"): Sample(
+        status=201, prepare=_integration_and_thing, body_from_ids=_mapping_body
+    ),
+    ("GET", "/v2/integrations/resource-mappings"): Sample(),
+    ("GET", "/v2/integrations/resource-mappings/{mappingId}"): Sample(),
+    ("DELETE", "/v2/integrations/resource-mappings/{mappingId}"): Sample(status=204),
 }
 
 
@@ -285,6 +321,14 @@ PATH_RESOURCES: dict[str, PathResource] = {
     "thingId": PathResource(
         make=lambda stack, org, _ids: make_thing(stack, org), read_path=lambda i, _ids: f"/v2/things/{i}"
     ),
+    "integrationId": PathResource(
+        make=lambda stack, org, _ids: str(make_integration(stack, org.admin_key)["integrationId"]),
+        read_path=lambda i, _ids: integration_path(i),
+    ),
+    # No route reads one mapping: the owner reads the org's mappings back instead.
+    "mappingId": PathResource(
+        make=lambda stack, org, _ids: make_resource_mapping(stack, org), read_path=lambda _i, _ids: MAPPINGS_PATH
+    ),
 }
 
 
@@ -308,6 +352,11 @@ def make_thing(stack: LocalStack, org: Org) -> str:
     )
 
 
+def make_resource_mapping(stack: LocalStack, org: Org) -> str:
+    integration_id = str(make_integration(stack, org.admin_key)["integrationId"])
+    return str(make_mapping(stack, org.admin_key, integration_id, make_thing(stack, org))["mappingId"])
+
+
 # Well-formed ids that name nothing, for each kind of path parameter.
 UNKNOWN_IDS = {
     "metricId": UNKNOWN_METRIC_ID,
@@ -321,7 +370,7 @@ def sample(route: RegisteredRoute) -> Sample:
     if found is None:
         pytest.fail(
             f"{route.name} has no sample request: add ({route.method!r}, {route.path!r}) to SAMPLE_REQUESTS "
-            "in tests/security/test_route_registry.py so the security matrix covers it"
+            "in tests/security/routes.py so the security matrix covers it"
         )
     return found
 
@@ -354,7 +403,7 @@ def call(
     stack: LocalStack, route: RegisteredRoute, key: str | None, ids: dict[str, str], body_ids: BodyIds | None = None
 ) -> Any:
     chosen = sample(route)
-    body = chosen.body(body_ids or BodyIds())
+    body = chosen.body_from_ids(ids) if chosen.body_from_ids else chosen.body(body_ids or BodyIds())
     return stack.request(route.method, resource_path(route, ids), key=key, json_body=body, query=chosen.query)
 
 

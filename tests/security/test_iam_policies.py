@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -440,3 +441,149 @@ def test_retention_continues_unfinished_passes_within_the_hour() -> None:
 
     assert len(continuation) == 1
     assert continuation[0] <= timedelta(minutes=60)
+
+
+# -- integration secrets: written by one role, read by none -----------------------------------
+
+SECRETS_ROLE = "IntegrationSecretsRole"
+INTEGRATIONS = "IntegrationsFunction"
+ROLES = TEMPLATE.of_type("AWS::IAM::Role")
+POLICIES = {**TEMPLATE.of_type("AWS::IAM::ManagedPolicy"), **TEMPLATE.of_type("AWS::IAM::Policy")}
+SECRET_READS = ("secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue")
+SECRET_WRITES = {
+    "secretsmanager:CreateSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:TagResource",
+    "secretsmanager:DeleteSecret",
+    # Moves AWSCURRENT back to the previous version when a rotation's record update fails;
+    # it changes which stored version is current and reveals nothing.
+    "secretsmanager:UpdateSecretVersionStage",
+}
+INTEGRATION_SECRETS = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    "spectra/${Stage}/orgs/${!aws:PrincipalTag/org}/integrations/*"
+}
+INTEGRATIONS_FUNCTION_ROLE = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-IntegrationsFunctionRole-*"
+}
+ORG_TELEMETRY_ROLES = "role/spectra-${Stage}-org-*"
+IDENTITY_STATEMENTS = [s for s in statements(sorted({*FUNCTIONS, *ROLES, *POLICIES})) if "Principal" not in s.body]
+"""What functions and roles are allowed to do (trust and resource policies name a Principal)."""
+
+
+def covers(pattern: str, action: str) -> bool:
+    """Whether an IAM action pattern (``*``, ``service:*``, ``service:Get*``…) allows ``action``."""
+    return fnmatchcase(action.lower(), pattern.lower())
+
+
+def grants_any(statement: Statement, actions: Iterable[str]) -> bool:
+    if statement.body.get("Effect") != "Allow":
+        return False
+    if "NotAction" in statement.body:  # an Allow with NotAction grants everything not listed
+        return True
+    return any(covers(pattern, action) for pattern in statement.actions for action in actions)
+
+
+SECRET_READING_STATEMENTS = [s for s in IDENTITY_STATEMENTS if grants_any(s, SECRET_READS)]
+
+
+def test_the_secret_read_scan_sees_what_it_must_refuse() -> None:
+    """Guards the scan below: wildcards and ``NotAction`` count as reads, other actions do not."""
+    for pattern in ("*", "secretsmanager:*", "secretsmanager:Get*", "secretsmanager:batchget*"):
+        assert grants_any(Statement("x", {"Effect": "Allow", "Action": pattern}), SECRET_READS), pattern
+    assert grants_any(Statement("x", {"Effect": "Allow", "NotAction": "iam:*"}), SECRET_READS)
+    assert not grants_any(Statement("x", {"Effect": "Allow", "Action": sorted(SECRET_WRITES)}), SECRET_READS)
+    assert not grants_any(Statement("x", {"Effect": "Deny", "Action": "*"}), SECRET_READS)
+    assert SECRET_READING_STATEMENTS  # the platform secrets are read: the scan sees real statements
+
+
+@pytest.mark.parametrize("statement", SECRET_READING_STATEMENTS, ids=statement_id)
+def test_secret_values_are_readable_only_from_the_platform_secrets(statement: Statement) -> None:
+    """No function, role or managed policy may read any other secret (integration secrets
+    included), neither by name nor through a wildcard action or resource."""
+    assert statement.actions == ["secretsmanager:GetSecretValue"], statement.body
+    assert "NotAction" not in statement.body
+    assert "NotResource" not in statement.body
+    assert statement.resources
+    assert all(resource in PLATFORM_SECRETS for resource in statement.resources), statement.resources
+
+
+def assumable_roles(logical_id: str) -> list[Any]:
+    """The resources of every ``sts:AssumeRole`` a function's own policy allows."""
+    return [resource for s in statements([logical_id]) if grants_any(s, ["sts:AssumeRole"]) for resource in s.resources]
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_no_lambda_role_can_read_integration_secrets(logical_id: str) -> None:
+    """Neither a function's own role nor any role it may assume can read a secret value beyond
+    the platform secrets; org telemetry roles are bounded to DynamoDB and KMS."""
+    own = [s for s in statements([logical_id]) if grants_any(s, SECRET_READS)]
+    assert all(resource in PLATFORM_SECRETS for s in own for resource in s.resources), [s.body for s in own]
+    for role in assumable_roles(logical_id):
+        if ORG_TELEMETRY_ROLES in str(role):
+            boundary = statements(["OrgTelemetryRoleBoundary"])
+            assert not any(grants_any(s, SECRET_READS) for s in boundary)
+            continue
+        [role_id] = [name for name in ROLES if references(role, name)]
+        assert not any(grants_any(s, SECRET_READS) for s in statements([role_id]) if "Principal" not in s.body)
+
+
+def _secrets_role_statements() -> dict[str, dict[str, Any]]:
+    return {s.body["Sid"]: s.body for s in statements([SECRETS_ROLE]) if "Principal" not in s.body}
+
+
+def test_integration_secrets_role_only_writes_under_the_sessions_org_path() -> None:
+    found = [s for s in statements([SECRETS_ROLE]) if any(a.startswith("secretsmanager:") for a in s.actions)]
+
+    assert [(set(s.actions), s.resources, s.body["Effect"]) for s in found] == [
+        (SECRET_WRITES, [INTEGRATION_SECRETS], "Allow")
+    ]
+    assert not any(grants_any(s, SECRET_READS) for s in statements([SECRETS_ROLE]))
+
+
+def test_integration_secrets_role_uses_the_platform_key_only_through_secrets_manager() -> None:
+    kms = [s for s in _secrets_role_statements().values() if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+
+    assert [(sorted(as_list(s["Action"])), s["Resource"]) for s in kms] == [
+        (["kms:Decrypt", "kms:GenerateDataKey"], PLATFORM_KEY_ARN)
+    ]
+    assert kms[0]["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
+
+
+def test_integration_secrets_role_trusts_only_the_integrations_function_with_an_org_session_tag() -> None:
+    trust = ROLES[SECRETS_ROLE]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    [statement] = trust
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["sts:AssumeRole", "sts:TagSession"]
+    assert statement["Condition"]["ArnLike"] == {"aws:PrincipalArn": INTEGRATIONS_FUNCTION_ROLE}
+    assert statement["Condition"]["StringLike"] == {"aws:RequestTag/org": "?*"}
+    # The pattern names the role SAM generates for the function: it must not bring its own.
+    assert "Role" not in FUNCTIONS[INTEGRATIONS]["Properties"]
+
+
+def test_integrations_function_reaches_secrets_only_by_assuming_the_secrets_role() -> None:
+    own = statements([INTEGRATIONS])
+    secrets = [(s.actions, s.resources) for s in own if any(a.startswith("secretsmanager:") for a in s.actions)]
+    variables = FUNCTIONS[INTEGRATIONS]["Properties"]["Environment"]["Variables"]
+
+    assert secrets == [(["secretsmanager:GetSecretValue"], [{"Ref": "PageTokenSecret"}])]
+    assert any(references(role, SECRETS_ROLE) for role in assumable_roles(INTEGRATIONS))
+    assert variables["INTEGRATION_SECRETS_ROLE_ARN"] == {"Fn::GetAtt": [SECRETS_ROLE, "Arn"]}
+
+
+@pytest.mark.parametrize("logical_id", sorted(set(FUNCTIONS) - {INTEGRATIONS}))
+def test_no_other_function_may_assume_the_secrets_role(logical_id: str) -> None:
+    for role in assumable_roles(logical_id):
+        assert not references(role, SECRETS_ROLE), role
+        assert "*" not in str(role) or ORG_TELEMETRY_ROLES in str(role), role
+
+
+@pytest.mark.parametrize("statement", IDENTITY_STATEMENTS, ids=statement_id)
+def test_only_the_secrets_role_writes_secrets(statement: Statement) -> None:
+    writes = sorted({*SECRET_WRITES, "secretsmanager:UpdateSecret", "secretsmanager:RestoreSecret"})
+    if statement.owner != SECRETS_ROLE:
+        assert not grants_any(statement, writes), statement.body

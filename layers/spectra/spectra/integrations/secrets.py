@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spectra.errors import SpectraError
 from spectra.tenancy import keys
@@ -23,6 +26,7 @@ from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
 RECOVERY_WINDOW_DAYS = 30
+CURRENT = "AWSCURRENT"
 
 
 class SecretStoreUnavailable(SpectraError):
@@ -58,21 +62,23 @@ class IntegrationSecrets:
     def create(self, org: OrgContext, integration_id: str, values: Mapping[str, str]) -> StoredSecret:
         """Store a new secret; if its policy cannot be attached, the secret is removed again."""
         client = self._client(org)
-        response = client.create_secret(
-            Name=keys.integration_secret_name(org, self._stage, integration_id),
-            Description="Spectra integration credentials (write-only through the API)",
-            KmsKeyId=self._kms_key_id,
-            SecretString=_encode(values),
-            ClientRequestToken=str(uuid.uuid4()),
-            Tags=[
-                {"Key": "org", "Value": org.org_id},
-                {"Key": "integration", "Value": integration_id},
-                {"Key": "spectra:data", "Value": "integration-secret"},
-            ],
-        )
+        with _store_errors():
+            response = client.create_secret(
+                Name=keys.integration_secret_name(org, self._stage, integration_id),
+                Description="Spectra integration credentials (write-only through the API)",
+                KmsKeyId=self._kms_key_id,
+                SecretString=_encode(values),
+                ClientRequestToken=str(uuid.uuid4()),
+                Tags=[
+                    {"Key": "org", "Value": org.org_id},
+                    {"Key": "integration", "Value": integration_id},
+                    {"Key": "spectra:data", "Value": "integration-secret"},
+                ],
+            )
         stored = StoredSecret(arn=str(response["ARN"]), version_id=str(response["VersionId"]))
         try:
-            client.put_resource_policy(SecretId=stored.arn, ResourcePolicy=json.dumps(self._policy()))
+            with _store_errors():
+                client.put_resource_policy(SecretId=stored.arn, ResourcePolicy=json.dumps(self._policy()))
         except Exception:
             self.discard(org, stored.arn)
             raise
@@ -80,10 +86,17 @@ class IntegrationSecrets:
 
     def replace(self, org: OrgContext, arn: str, values: Mapping[str, str]) -> str:
         """A new current version holding exactly ``values``; returns its version id."""
-        response = self._client(org).put_secret_value(
-            SecretId=arn, SecretString=_encode(values), ClientRequestToken=str(uuid.uuid4())
-        )
+        with _store_errors():
+            response = self._client(org).put_secret_value(
+                SecretId=arn, SecretString=_encode(values), ClientRequestToken=str(uuid.uuid4())
+            )
         return str(response["VersionId"])
+
+    def restore_version(self, org: OrgContext, arn: str, *, current: str, previous: str) -> None:
+        """Make ``previous`` the current version again (undo a replace whose record failed)."""
+        self._client(org).update_secret_version_stage(
+            SecretId=arn, VersionStage=CURRENT, MoveToVersionId=previous, RemoveFromVersionId=current
+        )
 
     def schedule_deletion(self, org: OrgContext, arn: str) -> None:
         """Deleted after the recovery window; an operator can restore it until then."""
@@ -122,6 +135,15 @@ class IntegrationSecrets:
                 }
             )
         return {"Version": "2012-10-17", "Statement": statements}
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Secrets Manager's failures as a 503 that says nothing was stored (and no value)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise SecretStoreUnavailable("The secret could not be stored; nothing was changed. Retry.") from error
 
 
 def _encode(values: Mapping[str, str]) -> str:

@@ -113,7 +113,9 @@ class ResourceMapping(ResponseModel):
     resourceId: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     createdAt: Timestamp
+    updatedAt: Timestamp
     createdBy: str
+    updatedBy: str
 
 
 ResourceMappingPage = Page[ResourceMapping]

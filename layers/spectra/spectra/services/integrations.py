@@ -294,8 +294,9 @@ class IntegrationService:
             "secretsUpdatedAt": to_iso(moment),
         }
         created = None
-        if record.get("secretArn"):
-            changes["secretVersionId"] = self._secrets.replace(org, str(record["secretArn"]), request.secretProperties)
+        arn = str(record.get("secretArn") or "")
+        if arn:
+            changes["secretVersionId"] = self._secrets.replace(org, arn, request.secretProperties)
         else:
             created = self._secrets.create(org, integration_id, request.secretProperties)
             changes.update(secretArn=created.arn, secretVersionId=created.version_id)
@@ -304,8 +305,13 @@ class IntegrationService:
                 org, integration_id, {**changes, **touched(org, moment)}, seen_updated_at=record["updatedAt"]
             )
         except Exception:
+            # The record did not change, so the secret must not either: undo what was stored.
             if created is not None:
                 self._secrets.discard(org, created.arn)
+            elif record.get("secretVersionId"):
+                self._secrets.restore_version(
+                    org, arn, current=changes["secretVersionId"], previous=str(record["secretVersionId"])
+                )
             raise
         return to_integration(updated)
 
@@ -334,7 +340,7 @@ class IntegrationService:
 
     def create_mapping(self, org: OrgContext, request: CreateResourceMappingRequest) -> ResourceMapping:
         integration = self.get(org, request.integrationId, Action.WRITE)
-        self._require_resource(org, request.resourceType, request.resourceId, "resourceId")
+        self._require_resource(org, request.resourceType, request.resourceId)
         mapping = {
             "mappingId": str(uuid.uuid4()),
             "integrationId": integration["integrationId"],
@@ -344,8 +350,7 @@ class IntegrationService:
             "resourceType": request.resourceType,
             "resourceId": request.resourceId,
             "metadata": dict(request.metadata),
-            "createdAt": to_iso(self._clock()),
-            "createdBy": org.actor,
+            **stamps(org, self._clock()),
         }
         self._integrations.create_mapping(org, mapping)
         return ResourceMapping.model_validate(mapping)
@@ -371,12 +376,15 @@ class IntegrationService:
         )
         return listed.to(ResourceMappingPage, ResourceMapping.model_validate)
 
-    def delete_mapping(self, org: OrgContext, mapping_id: str) -> None:
+    def get_mapping(self, org: OrgContext, mapping_id: str, action: Action = Action.READ) -> dict[str, Any]:
         mapping = self._integrations.get_mapping(org, mapping_id) if is_guid(mapping_id) else None
         if mapping is None:
             raise NotFound("No such resource mapping.")
-        org.require(Action.WRITE, path_of(mapping))
-        self._integrations.delete_mapping(org, mapping)
+        org.require(action, path_of(mapping))
+        return mapping
+
+    def delete_mapping(self, org: OrgContext, mapping_id: str) -> None:
+        self._integrations.delete_mapping(org, self.get_mapping(org, mapping_id, Action.WRITE))
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -404,6 +412,8 @@ class IntegrationService:
             for resource_type, resource_id in checks:
                 if resource_type == ANY_SEGMENT or not self._exists(org, resource_type, resource_id):
                     problems.append(FieldError(field, f"names no {resource_type.lower()} of this organization"))
+                else:
+                    self._require_resource(org, resource_type, resource_id)
             stored.append({"path": "/".join(segments), "metadata": dict(resource.metadata)})
         return stored
 
@@ -419,7 +429,7 @@ class IntegrationService:
         )
         return place is not None
 
-    def _require_resource(self, org: OrgContext, resource_type: str, resource_id: str, field: str) -> None:
+    def _require_resource(self, org: OrgContext, resource_type: str, resource_id: str) -> None:
         """The resource exists in this org (404 otherwise) and the key may read it."""
         if resource_type == "Thing":
             thing = self._things.get(org, resource_id) if is_guid(resource_id) else None
