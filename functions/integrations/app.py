@@ -57,6 +57,7 @@ integrations = IntegrationService(
         kms_key_id=settings.platform_key_arn,
         vpc_endpoint_id=settings.secrets_vpc_endpoint_id,
         operator_role_arn=settings.operator_role_arn,
+        writer_role_arn=settings.integration_secrets_role_arn,
     ),
     thing_repository(),
     place_repository(),

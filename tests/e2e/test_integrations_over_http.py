@@ -56,7 +56,9 @@ def integration_secret(runtime: RunningRuntime, org_id: str, integration_id: str
 
 
 def stored_values(runtime: RunningRuntime, name: str) -> dict[str, Any]:
-    values: dict[str, Any] = json.loads(secrets_manager(runtime).get_secret_value(SecretId=name)["SecretString"])
+    values: dict[str, Any] = json.loads(
+        secrets_manager(runtime).get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"]
+    )
     return values
 
 

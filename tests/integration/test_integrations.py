@@ -127,8 +127,9 @@ def current_version(name: str) -> str:
 
 
 def assert_nothing_stored(stack: LocalStack, org: Org) -> None:
+    """No integration, and no secret in use: a discarded one only waits out its recovery window."""
     assert integration_ids(stack, org.admin_key) == []
-    assert org_secrets(stack, org.org_id) == []
+    assert [secret for secret in org_secrets(stack, org.org_id) if not secret.get("DeletedDate")] == []
 
 
 def secrets_in(value: Any) -> list[str]:
@@ -266,11 +267,25 @@ def test_secret_policy_denies_every_call_without_tls(stack: LocalStack, org: Org
 
     policy = resource_policy(secret_name(stack, org.org_id, created["integrationId"]))
 
-    [tls_only] = policy["Statement"]  # no VPC endpoint configured: TLS is the only condition
+    statements = {statement["Sid"]: statement for statement in policy["Statement"]}
+    assert set(statements) == {"WriterNeverReads", "TlsOnly"}  # no VPC endpoint configured
+    tls_only = statements["TlsOnly"]
     assert tls_only["Effect"] == "Deny"
     assert tls_only["Principal"] == "*"
     assert tls_only["Action"] == "secretsmanager:*"
     assert tls_only["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_secret_policy_denies_reads_to_the_role_that_writes_it(stack: LocalStack, org: Org) -> None:
+    created = make_integration(stack, org.admin_key)
+
+    policy = resource_policy(secret_name(stack, org.org_id, created["integrationId"]))
+
+    [writer] = [s for s in policy["Statement"] if s["Sid"] == "WriterNeverReads"]
+    assert writer["Effect"] == "Deny"
+    assert set(writer["Action"]) == {"secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"}
+    role_arn = stack.environment("integrations")["INTEGRATION_SECRETS_ROLE_ARN"]
+    assert writer["Condition"] == {"ArnEquals": {"aws:PrincipalArn": role_arn}}
 
 
 def test_secret_policy_also_denies_calls_outside_the_vpc_endpoint_once_one_is_configured(
@@ -720,7 +735,7 @@ def test_put_secret_properties_on_an_integration_without_a_secret_creates_one(st
     name = secret_name(stack, org.org_id, created["integrationId"])
     assert stored_secret_values(name) == secrets
     assert describe_secret(name)["KmsKeyId"] == stack.environment("integrations")["PLATFORM_KEY_ARN"]
-    assert [s["Sid"] for s in resource_policy(name)["Statement"]] == ["TlsOnly"]
+    assert [s["Sid"] for s in resource_policy(name)["Statement"]] == ["WriterNeverReads", "TlsOnly"]
 
 
 INVALID_SECRET_SETS: list[tuple[str, dict[str, Any], str]] = [
@@ -870,11 +885,14 @@ def test_create_when_the_secret_policy_cannot_be_attached_removes_the_secret(sta
         response = post_integration(stack, org.admin_key, webhook_body())
 
     assert 500 <= response.status < 600
-    assert [call.get("ForceDeleteWithoutRecovery") for call in deletes] == [True]
+    # Deleted after the shortest recovery window: the role may never skip the window.
+    assert [(call.get("ForceDeleteWithoutRecovery"), call.get("RecoveryWindowInDays")) for call in deletes] == [
+        (None, 7)
+    ]
     assert_nothing_stored(stack, org)
 
 
-def test_create_when_the_record_cannot_be_written_force_deletes_the_secret(stack: LocalStack, org: Org) -> None:
+def test_create_when_the_record_cannot_be_written_discards_the_secret(stack: LocalStack, org: Org) -> None:
     secrets = function_secrets_client(stack, org)
 
     with (
@@ -887,8 +905,8 @@ def test_create_when_the_record_cannot_be_written_force_deletes_the_secret(stack
     assert 500 <= response.status < 600
     assert (len(writes), len(creates)) == (1, 1)
     [discard] = deletes
-    assert discard["ForceDeleteWithoutRecovery"] is True
-    assert "RecoveryWindowInDays" not in discard
+    assert "ForceDeleteWithoutRecovery" not in discard
+    assert discard["RecoveryWindowInDays"] == 7
     assert_nothing_stored(stack, org)
 
 
@@ -1126,3 +1144,84 @@ def test_each_test_body_factory_writes_distinct_canaried_secrets() -> None:
 
     assert len(set(values)) == 2
     assert all(CANARY in value for value in values)
+
+
+# -- races ------------------------------------------------------------------------------------
+
+
+def test_of_two_overlapping_rotations_the_one_the_record_names_is_current(stack: LocalStack, org: Org) -> None:
+    """A stages its values; B rotates completely meanwhile; A's record update then loses. The
+    secret's current version is B's, as the record says, never the original or A's."""
+    created = make_integration(stack, org.admin_key, webhook_body())
+    name = secret_name(stack, org.org_id, created["integrationId"])
+    client = function_secrets_client(stack, org)
+    first, second = {"signingSecret": secret_text("first")}, {"signingSecret": secret_text("second")}
+    answers: list[GatewayResponse] = []
+    started: list[bool] = []
+
+    def rotate_meanwhile(**_: Any) -> None:
+        if not started:  # once: B's own PutSecretValue passes through here too
+            started.append(True)
+            answers.append(put_secrets(stack, org.admin_key, created["integrationId"], second))
+
+    client.meta.events.register("after-call.secrets-manager.PutSecretValue", rotate_meanwhile)
+    try:
+        loser = put_secrets(stack, org.admin_key, created["integrationId"], first)
+    finally:
+        client.meta.events.unregister("after-call.secrets-manager.PutSecretValue", rotate_meanwhile)
+
+    [winner] = answers
+    assert winner.status == 200, winner.body
+    assert_problem(loser, 409, "conflict")
+    record = record_of(stack, org, created["integrationId"])
+    assert record is not None
+    assert record["secretVersionId"] == current_version(name)
+    assert stored_secret_values(name) == second
+
+
+def test_a_mapping_created_while_its_integration_is_deleted_goes_with_it(stack: LocalStack, org: Org) -> None:
+    integration = make_integration(stack, org.admin_key, telematics_body())
+    thing = make_device(stack, org.admin_key)
+    make_mapping(stack, org.admin_key, integration["integrationId"], thing["thingId"])
+    client = function_records_client(stack, org)
+    sneaked: list[GatewayResponse] = []
+    started: list[bool] = []
+
+    def map_meanwhile(**_: Any) -> None:
+        if not started:  # once, right after the cascade removed the existing mapping
+            started.append(True)
+            body = mapping_body(integration["integrationId"], thing["thingId"], externalId="late")
+            sneaked.append(post_mapping(stack, org.admin_key, body))
+
+    client.meta.events.register("after-call.dynamodb.TransactWriteItems", map_meanwhile)
+    try:
+        response = delete(stack, org.admin_key, integration_path(integration["integrationId"]))
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.TransactWriteItems", map_meanwhile)
+
+    assert sneaked[0].status == 201, sneaked[0].body
+    assert response.status == 204, response.body
+    mapping_id = sneaked[0].json()["mappingId"]
+    assert_problem(get(stack, org.admin_key, mapping_path(mapping_id)), 404, "not_found")
+    assert get(stack, org.admin_key, "/v2/integrations/resource-mappings").json()["items"] == []
+
+
+def test_an_integration_maps_at_most_its_limit_of_remote_ids(
+    stack: LocalStack, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spectra.repositories import integrations as repository
+
+    monkeypatch.setattr(repository, "MAX_MAPPINGS_PER_INTEGRATION", 2)
+    integration = make_integration(stack, org.admin_key, telematics_body())
+    thing = make_device(stack, org.admin_key)
+    for external_id in ("one", "two"):
+        make_mapping(stack, org.admin_key, integration["integrationId"], thing["thingId"], externalId=external_id)
+
+    third = post_mapping(stack, org.admin_key, mapping_body(integration["integrationId"], thing["thingId"]))
+
+    assert_problem(third, 409, "conflict")
+    # Deleting one frees a place (the count follows deletes too).
+    first_id = get(stack, org.admin_key, "/v2/integrations/resource-mappings").json()["items"][0]["mappingId"]
+    assert delete(stack, org.admin_key, mapping_path(first_id)).status == 204
+    again = post_mapping(stack, org.admin_key, mapping_body(integration["integrationId"], thing["thingId"]))
+    assert again.status == 201, again.body

@@ -135,7 +135,11 @@ def test_function_actions_are_never_service_wildcards(statement: Statement) -> N
     assert all(not action.endswith(":*") for action in statement.actions), statement.actions
 
 
-SECRET_STATEMENTS = [s for s in FUNCTION_STATEMENTS if any(a.startswith("secretsmanager:") for a in s.actions)]
+SECRET_STATEMENTS = [
+    s
+    for s in FUNCTION_STATEMENTS
+    if s.body.get("Effect") == "Allow" and any(a.startswith("secretsmanager:") for a in s.actions)
+]
 
 
 @pytest.mark.parametrize("statement", SECRET_STATEMENTS, ids=statement_id)
@@ -456,9 +460,10 @@ SECRET_WRITES = {
     "secretsmanager:PutResourcePolicy",
     "secretsmanager:TagResource",
     "secretsmanager:DeleteSecret",
-    # Moves AWSCURRENT back to the previous version when a rotation's record update fails;
-    # it changes which stored version is current and reveals nothing.
+    # Rotation stages a version, then moves AWSCURRENT to it once the record names it; the
+    # labels say which stored version is current and reveal nothing.
     "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DescribeSecret",
 }
 INTEGRATION_SECRETS = {
     "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
@@ -534,12 +539,28 @@ def _secrets_role_statements() -> dict[str, dict[str, Any]]:
 
 
 def test_integration_secrets_role_only_writes_under_the_sessions_org_path() -> None:
-    found = [s for s in statements([SECRETS_ROLE]) if any(a.startswith("secretsmanager:") for a in s.actions)]
-
-    assert [(set(s.actions), s.resources, s.body["Effect"]) for s in found] == [
-        (SECRET_WRITES, [INTEGRATION_SECRETS], "Allow")
+    found = [
+        s
+        for s in statements([SECRETS_ROLE])
+        if s.body["Effect"] == "Allow" and any(a.startswith("secretsmanager:") for a in s.actions)
     ]
+
+    assert {action for s in found for action in s.actions} == SECRET_WRITES
+    assert all(s.resources == [INTEGRATION_SECRETS] for s in found)
+    [attach] = [s for s in found if "secretsmanager:PutResourcePolicy" in s.actions]
+    assert attach.body["Condition"] == {"Bool": {"secretsmanager:BlockPublicPolicy": "true"}}
     assert not any(grants_any(s, SECRET_READS) for s in statements([SECRETS_ROLE]))
+
+
+def test_integration_secrets_role_explicitly_denies_reads_and_deletes_without_recovery() -> None:
+    denies = {s.body["Sid"]: s for s in statements([SECRETS_ROLE]) if s.body["Effect"] == "Deny"}
+
+    assert set(denies["NeverReadAValue"].actions) == set(SECRET_READS)
+    assert denies["NeverReadAValue"].resources == ["*"]
+    assert denies["NeverDeleteWithoutRecovery"].actions == ["secretsmanager:DeleteSecret"]
+    assert denies["NeverDeleteWithoutRecovery"].body["Condition"] == {
+        "Bool": {"secretsmanager:ForceDeleteWithoutRecovery": "true"}
+    }
 
 
 def test_integration_secrets_role_uses_the_platform_key_only_through_secrets_manager() -> None:
@@ -567,10 +588,21 @@ def test_integration_secrets_role_trusts_only_the_integrations_function_with_an_
 
 def test_integrations_function_reaches_secrets_only_by_assuming_the_secrets_role() -> None:
     own = statements([INTEGRATIONS])
-    secrets = [(s.actions, s.resources) for s in own if any(a.startswith("secretsmanager:") for a in s.actions)]
+    secrets = [
+        (s.body["Effect"], s.actions, s.resources)
+        for s in own
+        if any(a.startswith("secretsmanager:") for a in s.actions)
+    ]
     variables = FUNCTIONS[INTEGRATIONS]["Properties"]["Environment"]["Variables"]
+    org_secrets = {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+        "spectra/${Stage}/orgs/*"
+    }
 
-    assert secrets == [(["secretsmanager:GetSecretValue"], [{"Ref": "PageTokenSecret"}])]
+    assert secrets == [
+        ("Allow", ["secretsmanager:GetSecretValue"], [{"Ref": "PageTokenSecret"}]),
+        ("Deny", list(SECRET_READS), [org_secrets]),
+    ]
     assert any(references(role, SECRETS_ROLE) for role in assumable_roles(INTEGRATIONS))
     assert variables["INTEGRATION_SECRETS_ROLE_ARN"] == {"Fn::GetAtt": [SECRETS_ROLE, "Arn"]}
 

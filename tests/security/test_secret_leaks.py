@@ -267,7 +267,7 @@ def test_scenario_was_captured(scenario: Scenario) -> None:
     assert len(scenario.full_keys) >= 6  # the idempotent replay shows no key: secrets appear once
     assert len(scenario.hashes) >= 5
     assert len(scenario.responses) >= 30
-    assert scenario.statuses == {200, 201, 204, 400, 401, 403, 404, 409, 500}
+    assert scenario.statuses == {200, 201, 204, 400, 401, 403, 404, 409, 500, 503}
     assert '"level":"INFO"' in scenario.logs
     assert "Request not authorized" in scenario.logs
     assert "could not be scheduled for deletion" in scenario.logs  # failures were logged, and scanned

@@ -13,6 +13,7 @@ are remembered: a failed request can be retried with the same key.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 from spectra.config import get_settings
 from spectra.errors import Conflict, IdempotencyKeyReused, ValidationFailed
 from spectra.http.access import route_access
+from spectra.platform_secrets import platform_secret
 from spectra.tenancy.context import OrgContext
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -73,6 +75,14 @@ def _config() -> IdempotencyConfig:
     )
 
 
+def payload_fingerprint(body: str) -> str:
+    """What tells a retry from a different request with the same key: an HMAC of the body keyed
+    with a platform secret. A body can carry credentials (integration secrets), and a plain hash
+    kept for 24 hours would let anyone who reads the table test guesses against it."""
+    key = platform_secret(get_settings().page_token_secret_arn)
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def idempotency_middleware(
     app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response[Any]]
 ) -> Response[Any]:
@@ -89,7 +99,7 @@ def idempotency_middleware(
         # Per org (API.md) and per calling key: another key never receives a response that the
         # service's own checks for it never produced.
         "scope": f"{org.org_id}|{org.key_id}|{event.http_method} {event.path}|{client_key}",
-        "payload": hashlib.sha256((event.decoded_body or "").encode("utf-8")).hexdigest(),
+        "payload": payload_fingerprint(event.decoded_body or ""),
     }
     config = _config()
     if app.lambda_context is not None:

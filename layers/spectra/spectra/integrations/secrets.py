@@ -21,12 +21,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spectra.errors import SpectraError
+from spectra.observability import logger, metrics
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
 RECOVERY_WINDOW_DAYS = 30
+DISCARD_WINDOW_DAYS = 7
+"""A secret whose record was never written: the shortest window (no role may skip it)."""
 CURRENT = "AWSCURRENT"
+PENDING = "AWSPENDING"
 
 
 class SecretStoreUnavailable(SpectraError):
@@ -52,8 +56,10 @@ class IntegrationSecrets:
         kms_key_id: str,
         vpc_endpoint_id: str = "",
         operator_role_arn: str = "",
+        writer_role_arn: str = "",
     ) -> None:
         self._sessions = sessions
+        self._writer_role_arn = writer_role_arn
         self._stage = stage
         self._kms_key_id = kms_key_id
         self._vpc_endpoint_id = vpc_endpoint_id
@@ -84,33 +90,76 @@ class IntegrationSecrets:
             raise
         return stored
 
-    def replace(self, org: OrgContext, arn: str, values: Mapping[str, str]) -> str:
-        """A new current version holding exactly ``values``; returns its version id."""
+    def stage(self, org: OrgContext, arn: str, values: Mapping[str, str]) -> str:
+        """A new *pending* version holding exactly ``values`` (not yet used); returns its id.
+
+        Rotation stages first and promotes only once the integration record names the new
+        version, so a rotation that loses a race, or whose record fails, changes nothing.
+        """
         with _store_errors():
             response = self._client(org).put_secret_value(
-                SecretId=arn, SecretString=_encode(values), ClientRequestToken=str(uuid.uuid4())
+                SecretId=arn,
+                SecretString=_encode(values),
+                ClientRequestToken=str(uuid.uuid4()),
+                VersionStages=[PENDING],
             )
         return str(response["VersionId"])
 
-    def restore_version(self, org: OrgContext, arn: str, *, current: str, previous: str) -> None:
-        """Make ``previous`` the current version again (undo a replace whose record failed)."""
-        self._client(org).update_secret_version_stage(
-            SecretId=arn, VersionStage=CURRENT, MoveToVersionId=previous, RemoveFromVersionId=current
-        )
+    def make_current(self, org: OrgContext, arn: str, version_id: str) -> None:
+        """Move the current label to ``version_id`` (the version the record names)."""
+        client = self._client(org)
+        with _store_errors():
+            stages = client.describe_secret(SecretId=arn).get("VersionIdsToStages", {})
+            current = next((version for version, labels in stages.items() if CURRENT in labels), None)
+            if current == version_id:
+                return
+            arguments = {"RemoveFromVersionId": current} if current else {}
+            client.update_secret_version_stage(
+                SecretId=arn, VersionStage=CURRENT, MoveToVersionId=version_id, **arguments
+            )
+
+    def drop_pending(self, org: OrgContext, arn: str, version_id: str) -> None:
+        """Forget a staged version that will never be promoted (best effort: another rotation
+        may already have taken the pending label)."""
+        try:
+            self._client(org).update_secret_version_stage(
+                SecretId=arn, VersionStage=PENDING, RemoveFromVersionId=version_id
+            )
+        except (ClientError, BotoCoreError):
+            logger.warning("A staged secret version kept its pending label")
 
     def schedule_deletion(self, org: OrgContext, arn: str) -> None:
         """Deleted after the recovery window; an operator can restore it until then."""
-        self._client(org).delete_secret(SecretId=arn, RecoveryWindowInDays=RECOVERY_WINDOW_DAYS)
+        with _store_errors():
+            self._client(org).delete_secret(SecretId=arn, RecoveryWindowInDays=RECOVERY_WINDOW_DAYS)
 
     def discard(self, org: OrgContext, arn: str) -> None:
-        """Remove a secret whose integration was never created (nothing to recover)."""
-        self._client(org).delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        """Remove a secret whose integration was never created. Even here the deletion waits out
+        a (short) recovery window: the role may never delete without one."""
+        try:
+            self._client(org).delete_secret(SecretId=arn, RecoveryWindowInDays=DISCARD_WINDOW_DAYS)
+        except (ClientError, BotoCoreError):
+            logger.exception("A secret without an integration could not be discarded")
+            metrics.add_metric(name="IntegrationSecretsLeftBehind", unit="Count", value=1)
 
     def _client(self, org: OrgContext) -> Any:
         return self._sessions.client(org, "secretsmanager")
 
     def _policy(self) -> dict[str, Any]:
-        statements: list[dict[str, Any]] = [
+        statements: list[dict[str, Any]] = []
+        if self._writer_role_arn:
+            # The role that writes secrets may never read one, whatever another policy says.
+            statements.append(
+                {
+                    "Sid": "WriterNeverReads",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": ["secretsmanager:GetSecretValue", "secretsmanager:BatchGetSecretValue"],
+                    "Resource": "*",
+                    "Condition": {"ArnEquals": {"aws:PrincipalArn": self._writer_role_arn}},
+                }
+            )
+        statements += [
             {
                 "Sid": "TlsOnly",
                 "Effect": "Deny",

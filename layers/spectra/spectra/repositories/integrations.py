@@ -7,16 +7,19 @@ a guard item keeps each remote id mapped once per integration.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from spectra.identifiers import MalformedId
 from spectra.repositories.dynamo import OrgScopedTable, QueryPage, query_page, to_item, update_operation
-from spectra.repositories.places import delete_unchanged, put_new
+from spectra.repositories.places import counter_change, delete_when_empty, put_new
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
 
 Keep = Callable[[dict[str, Any]], bool]
+MAX_MAPPINGS_PER_INTEGRATION = 1000
+MAPPINGS_PER_TRANSACTION = 49
+"""Two items each (mapping and guard) plus the integration's counter: 99 of DynamoDB's 100."""
 
 
 class IntegrationRepository(OrgScopedTable):
@@ -60,9 +63,18 @@ class IntegrationRepository(OrgScopedTable):
         return record
 
     def delete(self, org: OrgContext, integration_id: str, *, seen_updated_at: str) -> None:
+        """Delete the record if it did not change and no mapping points at it any more (a
+        mapping created meanwhile makes this a 409, never a dangling mapping)."""
         self._transact(
             org,
-            [delete_unchanged(self._table, keys.integration_key(org, integration_id), seen_updated_at)],
+            [
+                delete_when_empty(
+                    self._table,
+                    keys.integration_key(org, integration_id),
+                    ["mappingCount"],
+                    seen_updated_at=seen_updated_at,
+                )
+            ],
             conflict="The integration changed meanwhile; read it again and retry.",
         )
 
@@ -86,36 +98,43 @@ class IntegrationRepository(OrgScopedTable):
             **keys.resource_mapping_guard_key(org, integration_id, str(mapping["externalId"])),
             "mappingId": mapping_id,
         }
-        integration = {
-            "ConditionCheck": {
-                "TableName": self._table,
-                "Key": to_item(keys.integration_key(org, integration_id)),
-                "ConditionExpression": "attribute_exists(pk)",
-            }
-        }
+        # The integration counts its mappings in the same transaction: its delete waits for zero.
+        integration = update_operation(
+            self._table,
+            keys.integration_key(org, integration_id),
+            add={"mappingCount": 1},
+            condition="attribute_exists(pk) AND (attribute_not_exists(mappingCount) OR mappingCount < :most)",
+            condition_values={":most": MAX_MAPPINGS_PER_INTEGRATION},
+        )
         self._transact(
             org,
-            [put_new(self._table, item), put_new(self._table, guard), integration],
+            [put_new(self._table, item), put_new(self._table, guard), {"Update": integration}],
             conflict="The mapping could not be created.",
-            conflicts=[None, "That externalId is already mapped for this integration.", "The integration is gone."],
+            conflicts=[
+                None,
+                "That externalId is already mapped for this integration.",
+                f"The integration is gone, or already has {MAX_MAPPINGS_PER_INTEGRATION} mappings.",
+            ],
         )
 
-    def delete_mapping(self, org: OrgContext, mapping: Mapping[str, Any]) -> None:
-        guard = keys.resource_mapping_guard_key(org, str(mapping["integrationId"]), str(mapping["externalId"]))
-        self._transact(
-            org,
-            [
+    def delete_mappings(self, org: OrgContext, integration_id: str, mappings: Sequence[Mapping[str, Any]]) -> None:
+        """Delete up to ``MAPPINGS_PER_TRANSACTION`` mappings of one integration, their guards
+        and their count, together (a mapping already gone makes it a 409: read again)."""
+        items: list[dict[str, Any]] = []
+        for mapping in mappings:
+            guard = keys.resource_mapping_guard_key(org, integration_id, str(mapping["externalId"]))
+            items.append(
                 {
                     "Delete": {
                         "TableName": self._table,
                         "Key": to_item(keys.resource_mapping_key(org, str(mapping["mappingId"]))),
                         "ConditionExpression": "attribute_exists(pk)",
                     }
-                },
-                {"Delete": {"TableName": self._table, "Key": to_item(guard)}},
-            ],
-            conflict="The mapping was deleted meanwhile.",
-        )
+                }
+            )
+            items.append({"Delete": {"TableName": self._table, "Key": to_item(guard)}})
+        count = counter_change(self._table, keys.integration_key(org, integration_id), {"mappingCount": -len(mappings)})
+        self._transact(org, [*items, count], conflict="The mapping was deleted meanwhile.")
 
     def mappings_page(
         self,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from spectra.auth.scopes import ANY_SEGMENT, Action, InvalidResourceFilter, ResourceFilter
-from spectra.errors import FieldError, NotFound, ValidationFailed
+from spectra.errors import Conflict, FieldError, NotFound, ValidationFailed
 from spectra.identifiers import is_guid
 from spectra.integrations.catalog import CATALOG, IntegrationType, find_type
 from spectra.integrations.secrets import IntegrationSecrets
@@ -43,7 +44,7 @@ from spectra.models.integrations import (
 )
 from spectra.observability import logger, metrics
 from spectra.pagination import PageRequest, PageTokens
-from spectra.repositories.integrations import IntegrationRepository
+from spectra.repositories.integrations import MAPPINGS_PER_TRANSACTION, IntegrationRepository
 from spectra.repositories.places import PlaceRepository
 from spectra.repositories.things import ThingRepository
 from spectra.services.listing import list_page
@@ -51,6 +52,7 @@ from spectra.services.things import paths_of
 from spectra.tenancy.context import OrgContext
 
 NOT_FOUND = "No such integration."
+DELETE_ATTEMPTS = 4
 RECORD_FIELDS = (
     "integrationId",
     "integrationName",
@@ -296,7 +298,7 @@ class IntegrationService:
         created = None
         arn = str(record.get("secretArn") or "")
         if arn:
-            changes["secretVersionId"] = self._secrets.replace(org, arn, request.secretProperties)
+            changes["secretVersionId"] = self._secrets.stage(org, arn, request.secretProperties)
         else:
             created = self._secrets.create(org, integration_id, request.secretProperties)
             changes.update(secretArn=created.arn, secretVersionId=created.version_id)
@@ -305,28 +307,34 @@ class IntegrationService:
                 org, integration_id, {**changes, **touched(org, moment)}, seen_updated_at=record["updatedAt"]
             )
         except Exception:
-            # The record did not change, so the secret must not either: undo what was stored.
+            # The record decides which rotation wins; a loser leaves the secret as it was.
             if created is not None:
                 self._secrets.discard(org, created.arn)
-            elif record.get("secretVersionId"):
-                self._secrets.restore_version(
-                    org, arn, current=changes["secretVersionId"], previous=str(record["secretVersionId"])
-                )
+            else:
+                self._secrets.drop_pending(org, arn, changes["secretVersionId"])
             raise
+        if arn:
+            # Promote whatever the record names now (a later rotation may have won meanwhile),
+            # so concurrent rotations converge on the record's version.
+            latest = self._integrations.get(org, integration_id) or updated
+            self._secrets.make_current(org, arn, str(latest.get("secretVersionId") or changes["secretVersionId"]))
         return to_integration(updated)
 
     def delete(self, org: OrgContext, integration_id: str) -> None:
         """Gone at once (record and mappings); the secret waits out its recovery window."""
         record = self.get(org, integration_id, Action.WRITE)
-        while True:
-            page = self._integrations.mappings_page(
-                org, integration_id, limit=100, start_after=None, keep=lambda _mapping: True
-            )
-            for mapping in page.items:
-                self._integrations.delete_mapping(org, mapping)
-            if not page.has_more:
+        for attempt in range(DELETE_ATTEMPTS):
+            try:
+                self._delete_mappings_of(org, integration_id)
+                self._integrations.delete(org, integration_id, seen_updated_at=record["updatedAt"])
                 break
-        self._integrations.delete(org, integration_id, seen_updated_at=record["updatedAt"])
+            except Conflict:
+                # A mapping created meanwhile, or one the index still listed after its delete:
+                # read again. A change to the record itself stays a 409 for the caller.
+                current = self._integrations.get(org, integration_id)
+                if current is None or current["updatedAt"] != record["updatedAt"] or attempt + 1 == DELETE_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
         if record.get("secretArn"):
             try:
                 self._secrets.schedule_deletion(org, str(record["secretArn"]))
@@ -384,9 +392,21 @@ class IntegrationService:
         return mapping
 
     def delete_mapping(self, org: OrgContext, mapping_id: str) -> None:
-        self._integrations.delete_mapping(org, self.get_mapping(org, mapping_id, Action.WRITE))
+        mapping = self.get_mapping(org, mapping_id, Action.WRITE)
+        self._integrations.delete_mappings(org, str(mapping["integrationId"]), [mapping])
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _delete_mappings_of(self, org: OrgContext, integration_id: str) -> None:
+        """Every mapping of the integration, a transaction of up to 49 at a time (at most
+        1,000 of them, so a delete stays well inside the request's time)."""
+        while True:
+            page = self._integrations.mappings_page(
+                org, integration_id, limit=MAPPINGS_PER_TRANSACTION, start_after=None, keep=lambda _mapping: True
+            )
+            if not page.items:
+                return
+            self._integrations.delete_mappings(org, integration_id, page.items)
 
     def _resources(
         self, org: OrgContext, resources: Sequence[IntegrationResource], problems: list[FieldError]
