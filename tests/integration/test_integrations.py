@@ -1225,3 +1225,38 @@ def test_an_integration_maps_at_most_its_limit_of_remote_ids(
     assert delete(stack, org.admin_key, mapping_path(first_id)).status == 204
     again = post_mapping(stack, org.admin_key, mapping_body(integration["integrationId"], thing["thingId"]))
     assert again.status == 201, again.body
+
+
+# -- mapped resources -------------------------------------------------------------------------
+
+
+def test_a_mapped_thing_cannot_be_deleted_until_its_mappings_are(stack: LocalStack, org: Org) -> None:
+    integration = make_integration(stack, org.admin_key, telematics_body())
+    thing = make_device(stack, org.admin_key)
+    mapping = make_mapping(stack, org.admin_key, integration["integrationId"], thing["thingId"])
+    thing_path = f"/v2/things/{thing['thingId']}"
+
+    problem = assert_problem(delete(stack, org.admin_key, thing_path), 409, "conflict")
+
+    assert problem["blockedBy"] == {"resourceMappings": 1}
+    assert delete(stack, org.admin_key, mapping_path(mapping["mappingId"])).status == 204
+    assert delete(stack, org.admin_key, thing_path).status == 204
+
+
+@pytest.mark.parametrize("place_type", ["Site", "Fleet"])
+def test_a_mapped_place_cannot_be_deleted_until_its_integration_is(
+    stack: LocalStack, org: Org, place_type: str
+) -> None:
+    integration = make_integration(stack, org.admin_key, telematics_body())
+    place = make_site(stack, org.admin_key) if place_type == "Site" else make_fleet(stack, org.admin_key)
+    place_id = place["siteId"] if place_type == "Site" else place["fleetId"]
+    body = mapping_body(integration["integrationId"], place_id, resource_type=place_type)
+    assert post_mapping(stack, org.admin_key, body).status == 201
+    place_path = f"/v2/{place_type.lower()}s/{place_id}"
+
+    problem = assert_problem(delete(stack, org.admin_key, place_path), 409, "conflict")
+
+    assert problem["blockedBy"] == {"resourceMappings": 1}
+    # Deleting the integration takes its mappings, and their counts on the place, with it.
+    assert delete(stack, org.admin_key, integration_path(integration["integrationId"])).status == 204
+    assert delete(stack, org.admin_key, place_path).status == 204

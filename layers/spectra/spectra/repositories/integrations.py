@@ -18,8 +18,16 @@ from spectra.tenancy.context import OrgContext
 
 Keep = Callable[[dict[str, Any]], bool]
 MAX_MAPPINGS_PER_INTEGRATION = 1000
-MAPPINGS_PER_TRANSACTION = 49
-"""Two items each (mapping and guard) plus the integration's counter: 99 of DynamoDB's 100."""
+MAPPINGS_PER_TRANSACTION = 32
+"""Mapping, guard and the mapped resource's counter each, plus the integration's: at most 97 of
+DynamoDB's 100 items in one transaction."""
+
+
+def mapped_resource_key(org: OrgContext, resource_type: str, resource_id: str) -> keys.Key:
+    """The thing, site or fleet a mapping points at (it counts the mappings that do)."""
+    if resource_type == "Thing":
+        return keys.thing_key(org, resource_id)
+    return keys.place_key(org, resource_type, resource_id)
 
 
 class IntegrationRepository(OrgScopedTable):
@@ -106,14 +114,22 @@ class IntegrationRepository(OrgScopedTable):
             condition="attribute_exists(pk) AND (attribute_not_exists(mappingCount) OR mappingCount < :most)",
             condition_values={":most": MAX_MAPPINGS_PER_INTEGRATION},
         )
+        # So does the mapped resource: deleting it waits until nothing maps to it any more.
+        resource = mapped_resource_key(org, str(mapping["resourceType"]), str(mapping["resourceId"]))
         self._transact(
             org,
-            [put_new(self._table, item), put_new(self._table, guard), {"Update": integration}],
+            [
+                put_new(self._table, item),
+                put_new(self._table, guard),
+                {"Update": integration},
+                counter_change(self._table, resource, {"mappingCount": 1}),
+            ],
             conflict="The mapping could not be created.",
             conflicts=[
                 None,
                 "That externalId is already mapped for this integration.",
                 f"The integration is gone, or already has {MAX_MAPPINGS_PER_INTEGRATION} mappings.",
+                "The mapped resource was deleted meanwhile.",
             ],
         )
 
@@ -121,7 +137,10 @@ class IntegrationRepository(OrgScopedTable):
         """Delete up to ``MAPPINGS_PER_TRANSACTION`` mappings of one integration, their guards
         and their count, together (a mapping already gone makes it a 409: read again)."""
         items: list[dict[str, Any]] = []
+        per_resource: dict[tuple[str, str], int] = {}
         for mapping in mappings:
+            target = (str(mapping["resourceType"]), str(mapping["resourceId"]))
+            per_resource[target] = per_resource.get(target, 0) + 1
             guard = keys.resource_mapping_guard_key(org, integration_id, str(mapping["externalId"]))
             items.append(
                 {
@@ -133,8 +152,14 @@ class IntegrationRepository(OrgScopedTable):
                 }
             )
             items.append({"Delete": {"TableName": self._table, "Key": to_item(guard)}})
-        count = counter_change(self._table, keys.integration_key(org, integration_id), {"mappingCount": -len(mappings)})
-        self._transact(org, [*items, count], conflict="The mapping was deleted meanwhile.")
+        # One counter change per resource (a transaction may touch an item only once); a resource
+        # deleted meanwhile cannot be (it waits for zero), so each one still exists.
+        for (resource_type, resource_id), mapped in per_resource.items():
+            resource = mapped_resource_key(org, resource_type, resource_id)
+            items.append(counter_change(self._table, resource, {"mappingCount": -mapped}))
+        integration = keys.integration_key(org, integration_id)
+        items.append(counter_change(self._table, integration, {"mappingCount": -len(mappings)}))
+        self._transact(org, items, conflict="The mapping was deleted meanwhile.")
 
     def mappings_page(
         self,

@@ -161,11 +161,18 @@ class PlaceService:
         self.get_site(org, site_id, Action.WRITE)
         key = keys.site_key(org, site_id)
         try:
-            self._places.write(org, [delete_when_empty(self._places.table, key, ["thingCount", "levelCount"])])
+            self._places.write(
+                org, [delete_when_empty(self._places.table, key, ["thingCount", "levelCount", "mappingCount"])]
+            )
         except Conflict:
             current = self._places.get_site(org, site_id) or {}
             raise _blocked(
-                "site", {"things": int(current.get("thingCount", 0)), "levels": int(current.get("levelCount", 0))}
+                "site",
+                {
+                    "things": int(current.get("thingCount", 0)),
+                    "levels": int(current.get("levelCount", 0)),
+                    "resourceMappings": int(current.get("mappingCount", 0)),
+                },
             ) from None
 
     # -- levels -----------------------------------------------------------------------------
@@ -346,11 +353,18 @@ class PlaceService:
         self.get_fleet(org, fleet_id, Action.WRITE)
         try:
             self._places.write(
-                org, [delete_when_empty(self._places.table, keys.fleet_key(org, fleet_id), ["thingCount"])]
+                org,
+                [delete_when_empty(self._places.table, keys.fleet_key(org, fleet_id), ["thingCount", "mappingCount"])],
             )
         except Conflict:
             current = self._places.get_fleet(org, fleet_id) or {}
-            raise _blocked("fleet", {"things": int(current.get("thingCount", 0))}) from None
+            raise _blocked(
+                "fleet",
+                {
+                    "things": int(current.get("thingCount", 0)),
+                    "resourceMappings": int(current.get("mappingCount", 0)),
+                },
+            ) from None
 
     # -- level rules ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from spectra.auth.scopes import Action
-from spectra.errors import FieldError, NotFound, ValidationFailed
+from spectra.errors import Conflict, FieldError, NotFound, ValidationFailed
 from spectra.events import ThingEvents
 from spectra.identifiers import is_guid, new_guid
 from spectra.lifecycle import stamps, touched
@@ -28,7 +28,13 @@ from spectra.models.common import utc_now
 from spectra.models.things import CreateThingRequest, Thing, ThingPage, UpdateThingRequest
 from spectra.pagination import PageRequest, PageTokens
 from spectra.properties import validate_properties
-from spectra.repositories.places import PlaceRepository, counter_change, delete_unchanged, guarded_update, put_new
+from spectra.repositories.places import (
+    PlaceRepository,
+    counter_change,
+    delete_when_empty,
+    guarded_update,
+    put_new,
+)
 from spectra.repositories.things import ThingRepository
 from spectra.services.listing import list_page
 from spectra.services.thing_types import ThingTypeService
@@ -266,12 +272,24 @@ class ThingService:
         thing = self.get(org, thing_id, Action.WRITE)
         table = self._things.table
         counters, _ = self._counters(org, thing["placeType"], thing["placeId"], thing.get("levelId"), -1)
-        items = [delete_unchanged(table, keys.thing_key(org, thing_id), str(thing["updatedAt"])), *counters]
+        unmapped = delete_when_empty(
+            table, keys.thing_key(org, thing_id), ["mappingCount"], seen_updated_at=str(thing["updatedAt"])
+        )
+        items = [unmapped, *counters]
         if thing.get("thingManufacturerId"):
             mfr = str(thing["thingManufacturerId"])
             items.append(self._things.release_manufacturer_guard(org, thing["thingTypeId"], mfr, thing_id))
         items.append(self._events.thing_deleted_outbox_entry(org, thing_id))
-        self._things.write(org, items, conflict="The thing changed at the same time; fetch it again and retry.")
+        try:
+            self._things.write(org, items, conflict="The thing changed at the same time; fetch it again and retry.")
+        except Conflict:
+            mappings = int((self._things.get(org, thing_id) or {}).get("mappingCount", 0))
+            if not mappings:
+                raise
+            raise Conflict(
+                f"{mappings} integration resource mapping(s) point at the thing; delete them first.",
+                extra={"blockedBy": {"resourceMappings": mappings}},
+            ) from None
         self._events.publish_thing_deleted(org, thing_id)
 
     # -- helpers ----------------------------------------------------------------------------
