@@ -13,7 +13,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -40,33 +40,6 @@ class WriteIncomplete(SpectraError):
     title = "Service Unavailable"
 
 
-@dataclass
-class ReadStats:
-    """What reads cost, for ``make bench`` and the logs: requests and consumed capacity units."""
-
-    requests: int = 0
-    capacity_units: float = 0.0
-    items: int = 0
-
-    def record(self, response: Mapping[str, Any]) -> None:
-        self.requests += 1
-        self.items += int(response.get("Count", 0))
-        self.capacity_units += float((response.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
-
-
-@dataclass
-class WriteStats:
-    """What writes cost: requests and consumed capacity units."""
-
-    requests: int = 0
-    capacity_units: float = 0.0
-
-    def record(self, response: Mapping[str, Any]) -> None:
-        self.requests += 1
-        for consumed in response.get("ConsumedCapacity") or []:
-            self.capacity_units += float(consumed.get("CapacityUnits", 0.0))
-
-
 def _backoff(attempt: int) -> float:
     return float(min(0.05 * 2**attempt, 2.0) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
 
@@ -78,8 +51,6 @@ class OrgTelemetryTable:
     client: Any
     name: str
     sleep: Callable[[float], None] = time.sleep
-    reads: ReadStats = field(default_factory=ReadStats)
-    writes: WriteStats = field(default_factory=WriteStats)
 
     # -- frames -----------------------------------------------------------------------------
 
@@ -105,7 +76,6 @@ class OrgTelemetryTable:
             "ExpressionAttributeNames": {"#ts": "timestamp"},
             "ExpressionAttributeValues": to_values({":thing": thing_id, ":start": start_ms, ":last": end_ms - 1}),
             "ScanIndexForward": not newest_first,
-            "ReturnConsumedCapacity": "TOTAL",
         }
         wanted = FRAME_KEY if keys_only else tuple(projection)
         if wanted:
@@ -124,7 +94,6 @@ class OrgTelemetryTable:
             "ExpressionAttributeNames": {"#ts": "timestamp"},
             "ExpressionAttributeValues": to_values({":thing": thing_id}),
             "ProjectionExpression": "thingId, #ts",
-            "ReturnConsumedCapacity": "TOTAL",
         }
         yield from self._query(arguments)
 
@@ -140,7 +109,7 @@ class OrgTelemetryTable:
     def restamp(self, thing_id: str, timestamp: int, expires_at: int) -> bool:
         """Move a frame's TTL later (never earlier); ``False`` when it needed no change or is gone."""
         try:
-            response = self.client.update_item(
+            self.client.update_item(
                 TableName=self.name,
                 Key=to_item({"thingId": thing_id, "timestamp": timestamp}),
                 UpdateExpression="SET expiresAt = :expires",
@@ -148,13 +117,11 @@ class OrgTelemetryTable:
                     "attribute_exists(thingId) AND (attribute_not_exists(expiresAt) OR expiresAt < :expires)"
                 ),
                 ExpressionAttributeValues=to_values({":expires": expires_at}),
-                ReturnConsumedCapacity="TOTAL",
             )
         except ClientError as error:
             if is_condition_failure(error):
                 return False
             raise
-        self.writes.record({"ConsumedCapacity": [response.get("ConsumedCapacity") or {}]})
         return True
 
     # -- latest values ----------------------------------------------------------------------
@@ -164,9 +131,7 @@ class OrgTelemetryTable:
         response = self.client.get_item(
             TableName=self.name,
             Key=to_item({"thingId": thing_id, "timestamp": LATEST_VALUES_TIMESTAMP}),
-            ReturnConsumedCapacity="TOTAL",
         )
-        self.reads.record({"Count": 1 if "Item" in response else 0, **response})
         item = from_item(response["Item"]) if "Item" in response else {}
         latest = item.get("latest")
         return dict(latest) if isinstance(latest, dict) else {}
@@ -272,7 +237,6 @@ class OrgTelemetryTable:
         """Every item of a Query, page by page, read only as far as the caller iterates."""
         while True:
             response = self.client.query(**arguments)
-            self.reads.record(response)
             for item in response.get("Items", []):
                 yield from_item(item)
             last = response.get("LastEvaluatedKey")
@@ -284,8 +248,7 @@ class OrgTelemetryTable:
         for start in range(0, len(requests), BATCH_SIZE):
             pending: dict[str, Any] = {self.name: list(requests[start : start + BATCH_SIZE])}
             for attempt in range(WRITE_ATTEMPTS):
-                response = self.client.batch_write_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL")
-                self.writes.record(response)
+                response = self.client.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
                 if not pending:
                     break
