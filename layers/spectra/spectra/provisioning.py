@@ -23,7 +23,13 @@ from spectra.config import Settings
 from spectra.errors import Conflict, NotFound, ValidationFailed
 from spectra.identifiers import is_guid, new_guid
 from spectra.models.common import to_iso, utc_now
-from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.models.organization import (
+    DEFAULT_RETENTION_DAYS,
+    ORG_ACTIVE,
+    ORG_DELETED,
+    ORG_SUSPENDED,
+    retention_days,
+)
 from spectra.platform_secrets import platform_secret
 from spectra.repositories.api_keys import REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
@@ -33,9 +39,9 @@ from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
 DEFAULT_PLAN = "standard"
-ACTIVE = "Active"
-SUSPENDED = "Suspended"
-DELETED = "Deleted"
+ACTIVE = ORG_ACTIVE
+SUSPENDED = ORG_SUSPENDED
+DELETED = ORG_DELETED
 FIRST_KEY_NAME = "Initial admin key"
 
 
@@ -124,7 +130,7 @@ def _public_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
         "name": profile["name"],
         "plan": profile.get("plan", DEFAULT_PLAN),
         "status": profile.get("status", ACTIVE),
-        "telemetryRetentionDays": profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS),
+        "telemetryRetentionDays": retention_days(profile),
         "createdAt": profile["createdAt"],
         "updatedAt": profile.get("updatedAt", profile["createdAt"]),
     }

@@ -42,6 +42,11 @@ def to_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch_millis(moment: datetime) -> int:
+    """A moment as Unix epoch milliseconds, the unit of telemetry timestamps."""
+    return int(moment.timestamp() * 1000)
+
+
 def from_iso(text: str) -> datetime:
     """Parse a stored ISO-8601 timestamp."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -10,6 +11,14 @@ from spectra.models.api_keys import ScopeView
 from spectra.models.common import RequestModel, ResponseModel, Timestamp
 
 DEFAULT_RETENTION_DAYS = 365
+ORG_ACTIVE = "Active"
+ORG_SUSPENDED = "Suspended"
+ORG_DELETED = "Deleted"
+
+
+def retention_days(profile: Mapping[str, Any]) -> int:
+    """The org's telemetry retention as its profile holds it (the default until it is set)."""
+    return int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
 
 
 class CallingKey(ResponseModel):

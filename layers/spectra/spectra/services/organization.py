@@ -9,12 +9,12 @@ from typing import Any
 from spectra.errors import Conflict, NotFound
 from spectra.models.common import to_iso, utc_now
 from spectra.models.organization import (
-    DEFAULT_RETENTION_DAYS,
     CallingKey,
     Organization,
     OrganizationSettings,
     SettingsChange,
     UpdateSettingsRequest,
+    retention_days,
 )
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
@@ -46,7 +46,7 @@ class OrganizationService:
             name=profile["name"],
             plan=profile.get("plan", "standard"),
             status=profile.get("status", "Active"),
-            telemetryRetentionDays=int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS)),
+            telemetryRetentionDays=retention_days(profile),
             createdAt=profile["createdAt"],
             key=CallingKey(
                 keyId=key["keyId"],
@@ -60,9 +60,7 @@ class OrganizationService:
         profile = self._organizations.get(org)
         if profile is None:
             raise NotFound("No such organization.")
-        return OrganizationSettings(
-            telemetryRetentionDays=int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
-        )
+        return OrganizationSettings(telemetryRetentionDays=retention_days(profile))
 
     def _set_retention(self, org: OrgContext, days: int, at: str) -> dict[str, Any]:
         """Compare-and-set on the current value, so a concurrent change is never lost and a
@@ -87,7 +85,7 @@ class OrganizationService:
         """
         now = self._clock()
         before = self._set_retention(org, request.telemetryRetentionDays, to_iso(now))
-        previous = int(before.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        previous = retention_days(before)
         days = request.telemetryRetentionDays
         if days < previous:
             cutoff = now - timedelta(days=days)

@@ -19,8 +19,8 @@ from spectra.auth.scopes import Action
 from spectra.errors import Conflict, FieldError, NotFound, ValidationFailed
 from spectra.mapping import apply_template
 from spectra.metric_values import DataType, UncoercibleValue, coerce
-from spectra.models.common import to_iso, utc_now
-from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.models.common import epoch_millis, to_iso, utc_now
+from spectra.models.organization import retention_days
 from spectra.models.telemetry import IngestedMetric, IngestResult, TemplateIngestResult
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.repositories.things import ThingRepository
@@ -127,7 +127,7 @@ class TelemetryIngest:
 
     def _retention_days(self, org: OrgContext) -> int:
         profile = self._organizations.get(org) or {}
-        return int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        return retention_days(profile)
 
     def _write(
         self, org: OrgContext, thing_id: str, rows: Mapping[int, Mapping[str, Any]], retention: int, now: datetime
@@ -145,7 +145,7 @@ class TelemetryIngest:
         ]
         table = self._tables.of(org)
         table.put_frames(items)
-        floor_ms = int((now - timedelta(days=retention)).timestamp() * 1000)
+        floor_ms = epoch_millis(now - timedelta(days=retention))
         table.merge_latest_values(thing_id, rows, stamp, floor_ms=floor_ms)
         if self._things.get(org, thing_id) is None:
             # Deleted while we wrote: its purge may already have run, so take back what we wrote
@@ -158,9 +158,9 @@ def _window_problem(timestamp: int, now: datetime, retention_days: int) -> str |
     earliest = now - timedelta(days=retention_days)
     latest = now + FUTURE_TOLERANCE
     moment_ms = timestamp
-    if moment_ms < int(earliest.timestamp() * 1000):
+    if moment_ms < epoch_millis(earliest):
         return f"older than the organization's {retention_days}-day retention window"
-    if moment_ms > int(latest.timestamp() * 1000):
+    if moment_ms > epoch_millis(latest):
         return "more than 10 minutes in the future"
     return None
 

@@ -25,8 +25,8 @@ from spectra.auth.scopes import Action
 from spectra.errors import FieldError, InvalidPageToken, NotFound, ValidationFailed
 from spectra.identifiers import is_guid
 from spectra.metric_values import Aggregation, DataType
-from spectra.models.common import utc_now
-from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.models.common import epoch_millis, utc_now
+from spectra.models.organization import retention_days
 from spectra.models.telemetry import (
     PlaceTelemetry,
     SeriesMetric,
@@ -55,10 +55,6 @@ MAX_FRAMES_READ = 50_000
 PLACE_STREAM_PAGE = 200
 """Frames read per Query for each thing of a place (a place's things are read side by side)."""
 THING_PAGE_SIZE = 100
-
-
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -108,8 +104,8 @@ class Window:
     def filters(self, metric_ids: Sequence[str]) -> dict[str, Any]:
         """What makes this query this query (a continuation token is bound to it)."""
         return {
-            "start": _millis(_utc(self.start)),
-            "end": _millis(_utc(self.end)),
+            "start": epoch_millis(_utc(self.start)),
+            "end": epoch_millis(_utc(self.end)),
             "bin": f"{self.bin_value}{self.bin_unit.value}" if self.bin_unit else None,
             "metrics": sorted(metric_ids),
         }
@@ -261,8 +257,8 @@ class TelemetryQueries:
         field = "bin" if window.binned else "after"
         resume = _position(self._tokens, org, fingerprint, page.continuation_token, field)
         floor = self._floor(org)
-        start = max(_millis(_utc(window.start)), floor, resume if resume is not None else 0)
-        end = _millis(_utc(window.end))
+        start = max(epoch_millis(_utc(window.start)), floor, resume if resume is not None else 0)
+        end = epoch_millis(_utc(window.end))
         table = self._tables.of(org)
         size_ms = window.bin_size_ms
         if size_ms is not None:
@@ -304,7 +300,7 @@ class TelemetryQueries:
         fingerprint = query_fingerprint(
             f"recent-events:{thing_id}",
             {
-                "cutoff": _millis(_utc(cutoff)) if cutoff else None,
+                "cutoff": epoch_millis(_utc(cutoff)) if cutoff else None,
                 "lookback": lookback_days,
                 "metrics": sorted(metrics),
             },
@@ -316,8 +312,8 @@ class TelemetryQueries:
                 raise InvalidPageToken("The continuation token is malformed.")
         else:
             moment = _utc(cutoff) if cutoff else self._clock()
-            before = _millis(moment) + 1
-            lowest = _millis(moment - timedelta(days=lookback_days))
+            before = epoch_millis(moment) + 1
+            lowest = epoch_millis(moment - timedelta(days=lookback_days))
         start = max(lowest, self._floor(org))
         table = self._tables.of(org)
         frames = _typed_frames(
@@ -392,8 +388,8 @@ class TelemetryQueries:
             )
         fingerprint = query_fingerprint(f"{place_type}-timeseries:{place_id}", window.filters(list(metrics)))
         resume = _position(self._tokens, org, fingerprint, page.continuation_token, "bin")
-        start = max(_millis(_utc(window.start)), self._floor(org), resume if resume is not None else 0)
-        end = _millis(_utc(window.end))
+        start = max(epoch_millis(_utc(window.start)), self._floor(org), resume if resume is not None else 0)
+        end = epoch_millis(_utc(window.end))
         size_ms = window.bin_size_ms
         if size_ms is None:  # problems() has already refused this; kept so the types say so
             raise ValidationFailed.single("binUnit", "required (m, h or d, with binValue)")
@@ -436,8 +432,7 @@ class TelemetryQueries:
     def _floor(self, org: OrgContext) -> int:
         """The oldest time any read may return: now minus the org's current retention."""
         profile = self._organizations.get(org) or {}
-        days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
-        return _millis(self._clock() - timedelta(days=days))
+        return epoch_millis(self._clock() - timedelta(days=retention_days(profile)))
 
     def _require_place(self, org: OrgContext, place_type: str, place_id: str) -> None:
         if not is_guid(place_id):

@@ -32,8 +32,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spectra.errors import SpectraError
 from spectra.events import THING_DELETED, ThingEvents
 from spectra.identifiers import is_guid
-from spectra.models.common import utc_now
-from spectra.models.organization import DEFAULT_RETENTION_DAYS
+from spectra.models.common import epoch_millis, utc_now
+from spectra.models.organization import ORG_DELETED, retention_days
 from spectra.observability import logger
 from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
 from spectra.repositories.retention import RetentionCheckpoints
@@ -41,7 +41,6 @@ from spectra.repositories.things import ThingRepository
 from spectra.telemetry.table import BATCH_SIZE, OrgTelemetryTable, TelemetryTables
 from spectra.tenancy.context import OrgContext
 
-DELETED_STATUS = "Deleted"
 THINGS_PER_CHECKPOINT = 25
 REGISTRY_PAGE = 100
 LEASE_SECONDS = 900
@@ -125,10 +124,6 @@ class RetentionFailed(Exception):
     past the retries, lands in the dead-letter queue (which raises an alarm)."""
 
 
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 class RetentionJob:
     """One invocation's worth of retention work over every org (see the module docstring)."""
 
@@ -166,7 +161,7 @@ class RetentionJob:
         checkpoints = self._checkpoints.all()
         for profile in self._profiles():
             org_id = str(profile.get("orgId", ""))
-            if not is_guid(org_id) or profile.get("status") == DELETED_STATUS:
+            if not is_guid(org_id) or profile.get("status") == ORG_DELETED:
                 continue
             report.orgs_checked += 1
             pass_key = self._pass_key(report.pass_date, profile)
@@ -205,13 +200,13 @@ class RetentionJob:
         if checkpoint is None:
             logger.info("Another run holds this organization's pass", org_id=org.org_id)
             return
-        retention_days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        window_days = retention_days(profile)
         restamp_since = profile.get("telemetryRestampSince")
         if checkpoint.get("passKey") != pass_key:
             checkpoint = {
                 "passKey": pass_key,
-                "retentionDays": retention_days,
-                "cutoff": _millis(now - timedelta(days=retention_days)),
+                "retentionDays": window_days,
+                "cutoff": epoch_millis(now - timedelta(days=window_days)),
                 "restampSince": restamp_since,
                 "resumeAfter": None,
                 "done": False,
@@ -245,7 +240,7 @@ class RetentionJob:
                     thing_id = str(thing["thingId"])
                     self._purge_older(table, thing_id, cutoff, result, budget)
                     if restamp:
-                        self._restamp(table, thing_id, cutoff, retention_days, result, budget)
+                        self._restamp(table, thing_id, cutoff, window_days, result, budget)
                     result.things += 1
                 resume_after = page.resume_after
                 if resume_after is None:
@@ -260,7 +255,7 @@ class RetentionJob:
             save(release=True)  # the last finished page stays the place to resume from
             raise
         if restamp and checkpoint.get("restampSince"):
-            self._organizations.restamp_done(org, str(checkpoint["restampSince"]), retention_days)
+            self._organizations.restamp_done(org, str(checkpoint["restampSince"]), window_days)
         checkpoint["done"] = True
         checkpoint["finishedAt"] = self._clock().isoformat()
         result.complete = True
@@ -282,18 +277,18 @@ class RetentionJob:
         table: OrgTelemetryTable,
         thing_id: str,
         cutoff: int,
-        retention_days: int,
+        window_days: int,
         result: OrgPass,
         budget: Budget,
     ) -> None:
         """Give every frame inside the window the expiry the current retention implies, oldest
         first (those are the ones TTL would take soonest)."""
-        horizon = _millis(self._clock()) + FUTURE_MARGIN_MS + 1
+        horizon = epoch_millis(self._clock()) + FUTURE_MARGIN_MS + 1
         projection = ("thingId", "timestamp", "expiresAt")
         for index, frame in enumerate(table.frames(thing_id, cutoff, horizon, projection=projection)):
             if index % BATCH_SIZE == 0 and budget.spent():
                 raise BudgetSpent
-            wanted = int(frame["timestamp"]) // 1000 + retention_days * 86_400
+            wanted = int(frame["timestamp"]) // 1000 + window_days * 86_400
             if int(frame.get("expiresAt", 0)) < wanted and table.restamp(thing_id, int(frame["timestamp"]), wanted):
                 result.restamped += 1
 
@@ -349,7 +344,7 @@ class RetentionJob:
         thing_id = str(event["thingId"])
         try:
             profile = self._organizations.get(org)
-            if profile is None or profile.get("status") == DELETED_STATUS:
+            if profile is None or profile.get("status") == ORG_DELETED:
                 return 0  # the org's table and role went with the org: nothing left to purge
             if self._things.get(org, thing_id) is not None:
                 logger.warning("A thing announced as deleted still exists; its data is kept", thing_id=thing_id)
@@ -382,7 +377,7 @@ class RetentionJob:
     def _pass_key(pass_date: str, profile: Mapping[str, Any]) -> str:
         """A new pass each day, and whenever the retention changes (a lengthening, which is
         what marks data for re-stamping, always changes it)."""
-        days = int(profile.get("telemetryRetentionDays", DEFAULT_RETENTION_DAYS))
+        days = retention_days(profile)
         return f"{pass_date}/{days}d"
 
     @staticmethod
