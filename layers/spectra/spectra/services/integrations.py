@@ -430,33 +430,31 @@ class IntegrationService:
             if len(segments) > thing_at and segments[thing_at] != ANY_SEGMENT:
                 checks.append(("Thing", segments[thing_at]))
             for resource_type, resource_id in checks:
-                if resource_type == ANY_SEGMENT or not self._exists(org, resource_type, resource_id):
+                paths = None if resource_type == ANY_SEGMENT else self._scope_paths(org, resource_type, resource_id)
+                if paths is None:
                     problems.append(FieldError(field, f"names no {resource_type.lower()} of this organization"))
                 else:
-                    self._require_resource(org, resource_type, resource_id)
+                    org.require(Action.READ, *paths)
             stored.append({"path": "/".join(segments), "metadata": dict(resource.metadata)})
         return stored
 
-    def _exists(self, org: OrgContext, resource_type: str, resource_id: str) -> bool:
+    def _scope_paths(self, org: OrgContext, resource_type: str, resource_id: str) -> tuple[str, ...] | None:
+        """The scope paths of a thing, site or fleet of this org (one read), or ``None``."""
         if not is_guid(resource_id):
-            return False
+            return None
         if resource_type == "Thing":
-            return self._things.get(org, resource_id) is not None
+            thing = self._things.get(org, resource_id)
+            return paths_of(thing) if thing is not None else None
         place = (
             self._places.get_site(org, resource_id)
             if resource_type == "Site"
             else self._places.get_fleet(org, resource_id)
         )
-        return place is not None
+        return (f"PLACE/{resource_type}/{resource_id}",) if place is not None else None
 
     def _require_resource(self, org: OrgContext, resource_type: str, resource_id: str) -> None:
         """The resource exists in this org (404 otherwise) and the key may read it."""
-        if resource_type == "Thing":
-            thing = self._things.get(org, resource_id) if is_guid(resource_id) else None
-            if thing is None:
-                raise NotFound("No such thing.")
-            org.require(Action.READ, *paths_of(thing))
-            return
-        if not self._exists(org, resource_type, resource_id):
+        paths = self._scope_paths(org, resource_type, resource_id)
+        if paths is None:
             raise NotFound(f"No such {resource_type.lower()}.")
-        org.require(Action.READ, f"PLACE/{resource_type}/{resource_id}")
+        org.require(Action.READ, *paths)
