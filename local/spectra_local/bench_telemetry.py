@@ -182,7 +182,7 @@ def telemetry_figures(runtime: LocalRuntime, key: str) -> TelemetryFigures:
     thing_body = {"thingName": "bench", "thingTypeId": type_id["thingTypeId"]}
     ingest_thing = api.send("POST", f"/v2/sites/{site['siteId']}/things", thing_body)["thingId"]
     query_thing = api.send("POST", f"/v2/sites/{site['siteId']}/things", {**thing_body, "thingName": "b2"})["thingId"]
-    client = telemetry_tables()._sessions.client(OrgContext.for_operator(org_id), "dynamodb")
+    client = telemetry_tables().of(OrgContext.for_operator(org_id)).client
 
     now = int(time.time() * 1000)
     with measured(client) as ingest:

@@ -89,8 +89,7 @@ def telemetry_client(stack: LocalStack, function: str, org: Org) -> Any:
     from spectra.deployment import telemetry_tables
 
     stack.function(function).load()
-    tables = telemetry_tables()
-    return tables._sessions.client(OrgContext.for_operator(org.org_id), "dynamodb")
+    return telemetry_tables().of(OrgContext.for_operator(org.org_id)).client
 
 
 @dataclass
