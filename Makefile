@@ -45,7 +45,7 @@ VENV_STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-checkov-$(CHECKOV_VERSION)
 
-.PHONY: help venv tools lint format validate build test dev dev-reset openapi bench deploy clean distclean
+.PHONY: help venv tools lint format validate build test dev dev-reset openapi plans bench deploy clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -118,6 +118,9 @@ dev-reset: ## forget local state, then make dev
 
 openapi: venv ## regenerate docs/openapi.json from the code (a test fails when it drifts)
 	$(VENV)/bin/python -m spectra_local.openapi --write
+
+plans: venv ## regenerate the template's usage plans and the README's plan table from the layer's plans
+	$(VENV)/bin/python -m spectra_local.plan_tables
 
 bench: venv ## print the performance figures (never asserted in tests)
 	$(VENV)/bin/python -m spectra_local.bench

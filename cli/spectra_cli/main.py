@@ -3,6 +3,8 @@
     spectra org create --name NAME [--plan standard] (--stack STACK --region REGION | --local)
     spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
     spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
+    spectra org set-plan ORG_ID --plan PLAN (--stack STACK --region REGION | --local)
+    spectra org set-limits ORG_ID --tier TIER (--requests-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
 
 ``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
@@ -27,16 +29,20 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from spectra.errors import SpectraError
+from spectra.errors import SpectraError, ValidationFailed
 from spectra.provisioning import (
-    DEFAULT_PLAN,
     CreateOrg,
     DeleteOrg,
     ListOrgs,
     OrgAction,
+    OrgCommand,
     Provisioner,
+    SetLimits,
+    SetPlan,
+    TierLimitOverride,
     build_provisioner,
 )
+from spectra.ratelimits.plans import DEFAULT_PLAN, PLANS, Tier
 from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
 from spectra_cli.stack import StackNotReady, scheduled_function_name, settings_from_stack
 
@@ -57,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     create = with_target(commands.add_parser("create", help="create an org and its first admin key"))
     create.add_argument("--name", required=True)
-    create.add_argument("--plan", default=DEFAULT_PLAN)
+    create.add_argument("--plan", default=DEFAULT_PLAN, choices=sorted(PLANS))
     with_target(commands.add_parser("list", help="list orgs"))
     for verb in ("suspend", "resume", "show"):
         command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
@@ -65,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     delete = with_target(commands.add_parser("delete", help="revoke every key, remove the org's telemetry store"))
     delete.add_argument("org_id", metavar="ORG_ID")
     delete.add_argument("--confirm", required=True, metavar="ORG_ID", help="the org id again")
+    set_plan = with_target(commands.add_parser("set-plan", help="move an org to another plan"))
+    set_plan.add_argument("org_id", metavar="ORG_ID")
+    set_plan.add_argument("--plan", required=True, choices=sorted(PLANS))
+    set_limits = with_target(
+        commands.add_parser("set-limits", help="override one tier's limit for an org (or --clear the override)")
+    )
+    set_limits.add_argument("org_id", metavar="ORG_ID")
+    set_limits.add_argument("--tier", required=True, choices=[tier.value for tier in Tier])
+    override = set_limits.add_mutually_exclusive_group(required=True)
+    override.add_argument("--requests-per-minute", type=int, metavar="N", help="sustained rate (needs --burst)")
+    override.add_argument("--clear", action="store_true", help="back to the plan's limit for this tier")
+    set_limits.add_argument("--burst", type=int, metavar="N", help="bucket size")
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
     run_now = with_target(schedule.add_parser("run", help="run a scheduled function once, as EventBridge would"))
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
@@ -154,10 +172,19 @@ def _function_output_to_stderr() -> Iterator[None]:
 _ORG_ACTIONS = {"show": "describe_org", "suspend": "suspend_org", "resume": "resume_org"}
 
 
-def org_command(args: argparse.Namespace) -> CreateOrg | ListOrgs | OrgAction | DeleteOrg:
+def org_command(args: argparse.Namespace) -> OrgCommand:
     """The provisioning command for a parsed ``spectra org …`` line."""
     if args.command == "create":
         return CreateOrg(name=args.name, plan=args.plan)
+    if args.command == "set-plan":
+        return SetPlan(orgId=args.org_id, plan=args.plan)
+    if args.command == "set-limits":
+        if args.clear:
+            return SetLimits(orgId=args.org_id, limits={Tier(args.tier): None})
+        if args.burst is None:
+            raise ValidationFailed.single("burst", "--burst is required with --requests-per-minute")
+        override = TierLimitOverride(requestsPerMinute=args.requests_per_minute, burst=args.burst)
+        return SetLimits(orgId=args.org_id, limits={Tier(args.tier): override})
     if args.command == "delete":
         return DeleteOrg(orgId=args.org_id, confirm=args.confirm)
     if args.command == "list":

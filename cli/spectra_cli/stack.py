@@ -44,14 +44,15 @@ def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
     missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
     if missing:
         raise StackNotReady(f"stack {stack_name!r} has no output(s): {', '.join(missing)}")
-    plan_ids = {"standard": outputs["StandardUsagePlanId"]} if outputs.get("StandardUsagePlanId") else {}
     return Settings(
         records_table=outputs["RecordsTableName"],
         idempotency_table=outputs["IdempotencyTableName"],
         org_data_role_arn=outputs["OrgDataRoleArn"],
         api_key_pepper_secret_arn=outputs["ApiKeyPepperSecretArn"],
         page_token_secret_arn=outputs["PageTokenSecretArn"],
-        usage_plan_ids=json.loads(outputs["UsagePlanIds"]) if outputs.get("UsagePlanIds") else plan_ids,
+        usage_plan_ids=json.loads(outputs.get("UsagePlanIds", "{}")),
+        usage_identifier_queue_url=outputs.get("UsageIdentifierQueueUrl", ""),
+        rate_limit_table=outputs.get("RateLimitTableName", ""),
         rest_api_id=outputs.get("RestApiId", ""),
         telemetry_table_prefix=outputs.get("TelemetryTablePrefix", ""),
         org_role_prefix=outputs.get("OrgRolePrefix", ""),

@@ -1,4 +1,4 @@
-"""``/organization``: the caller's org and the key it calls with."""
+"""``/organization``: the caller's org, the key it calls with, its settings and its rate limits."""
 
 from __future__ import annotations
 
@@ -8,20 +8,32 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.deployment import api_key_repository, organization_repository
+from spectra.deployment import api_key_repository, organization_repository, rate_limiter
 from spectra.http import CurrentOrg, access, create_resolver
-from spectra.models.organization import Organization, OrganizationSettings, SettingsChange, UpdateSettingsRequest
+from spectra.models.organization import (
+    Organization,
+    OrganizationLimits,
+    OrganizationSettings,
+    SettingsChange,
+    UpdateSettingsRequest,
+)
 from spectra.observability import logger, metrics, tracer
 from spectra.services.organization import OrganizationService
 
 app = create_resolver()
-organizations = OrganizationService(organization_repository(), api_key_repository())
+organizations = OrganizationService(organization_repository(), api_key_repository(), limiter=rate_limiter())
 
 
 @app.get("/v2/organization", tags=["Organization"], summary="The caller's organization and key")
 @access(None)
 def get_organization(org: CurrentOrg) -> Organization:
     return organizations.describe(org)
+
+
+@app.get("/v2/organization/limits", tags=["Organization"], summary="The org's rate limits and today's usage")
+@access(None)
+def get_organization_limits(org: CurrentOrg) -> OrganizationLimits:
+    return organizations.limits(org)
 
 
 @app.get("/v2/organization/settings", tags=["Organization"], summary="The organization's settings")

@@ -26,6 +26,7 @@ from spectra.deployment import (
 from spectra.http import ContinuationToken, CurrentOrg, Limit, PageLimit, PageRequest, access, create_resolver
 from spectra.models.telemetry import PlaceTelemetry, ThingSummary, ThingTelemetry
 from spectra.observability import logger, metrics, tracer
+from spectra.ratelimits.plans import Tier
 from spectra.telemetry.bins import BinUnit
 from spectra.telemetry.query import TelemetryQueries, Window
 
@@ -52,7 +53,7 @@ SelectedFields = Annotated[
     Query(min_length=1, max_length=4000, description="Comma-separated metric ids or names (case-insensitive)"),
 ]
 THING = ("PLACE/*/*/THING/*/{thingId}", "THING/*/{thingId}")
-DATA_READ = "data-read"
+DATA_READ = Tier.DATA_READ
 RECENT_EVENTS_PAGE = 10
 
 

@@ -1,8 +1,9 @@
 """Create the template's AWS resources on a moto backend and say what they are called.
 
-Tables (keys, indexes, TTL), the KMS key, secrets (with generated values) and IAM roles are made
-from their template properties; the returned resolver maps ``!Ref`` and ``!GetAtt`` to the local
-names and ARNs, so function environments resolve exactly as CloudFormation would resolve them.
+Tables (keys, indexes, TTL), the KMS key, secrets (with generated values), queues, API Gateway
+usage plans and IAM roles are made from their template properties; the returned resolver maps
+``!Ref`` and ``!GetAtt`` to the local names and ARNs, so function environments resolve exactly
+as CloudFormation would resolve them.
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ def materialize(template: Template, *, region: str, prefix: str = "spectra-local
                 QueueUrl=resolver.refs[logical_id],
                 Attributes={"RedrivePolicy": json.dumps(resolver.resolve(redrive))},
             )
+
+    apigateway: Any = boto3.client("apigateway", region_name=region)
+    for logical_id, resource in template.of_type("AWS::ApiGateway::UsagePlan").items():
+        properties = resource["Properties"]
+        throttle, quota = properties.get("Throttle", {}), properties.get("Quota")
+        plan = apigateway.create_usage_plan(
+            name=str(resolver.resolve(properties["UsagePlanName"])),
+            throttle={"rateLimit": float(throttle["RateLimit"]), "burstLimit": int(throttle["BurstLimit"])},
+            **({"quota": {"limit": int(quota["Limit"]), "period": str(quota["Period"])}} if quota else {}),
+        )
+        resolver.refs[logical_id] = plan["id"]
 
     iam = boto3.client("iam", region_name=region)
     for logical_id, resource in template.of_type("AWS::IAM::ManagedPolicy").items():

@@ -4,7 +4,9 @@ Routes come from the functions' ``Api`` events, the authorizer and its TTL from 
 ``Auth`` section, and API Gateway's own errors from its ``GatewayResponses``. A request goes
 through the same steps as on AWS: route match (unknown → MISSING_AUTHENTICATION_TOKEN), the
 REQUEST authorizer (cached per identity source for the TTL; missing identity → 401, exception
-"Unauthorized" → 401, Deny → 403, other failures → 500), then the proxy event to the function.
+"Unauthorized" → 401, Deny → 403, other failures → 500), the usage plan of the usage
+identifier it returned (``spectra_local.usage_plans``: 403 without one, 429 over its throttle
+or quota), then the proxy event to the function.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+
 from spectra_local.functions import LocalFunction
 from spectra_local.template import Template
+from spectra_local.usage_plans import UsagePlanEmulator
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 SUPPORTED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -86,6 +91,8 @@ class Gateway:
     api_id: str = "local"
     routes: list[Route] = field(default_factory=list)
     authorizer: AuthorizerConfig | None = None
+    usage_plans: UsagePlanEmulator | None = None
+    """Set when the API requires an API key (usage identifier) on its methods."""
     gateway_responses: dict[str, Any] = field(default_factory=dict)
     _policy_cache: dict[tuple[str, ...], _CachedPolicy] = field(default_factory=dict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -101,6 +108,9 @@ class Gateway:
         api = next(iter(apis.values()))["Properties"]
         self.gateway_responses = api.get("GatewayResponses", {})
         auth = api.get("Auth", {})
+        if auth.get("ApiKeyRequired") and self.usage_plans is None:
+            region = self.region
+            self.usage_plans = UsagePlanEmulator(lambda: boto3.client("apigateway", region_name=region))
         name = auth.get("DefaultAuthorizer")
         if name:
             definition = auth["Authorizers"][name]
@@ -245,6 +255,10 @@ class Gateway:
             return self._gateway_error("AUTHORIZER_FAILURE", context)
         if not _policy_allows(cached.output.get("policyDocument", {}), method_arn):
             return self._gateway_error("ACCESS_DENIED", context)
+        if self.usage_plans is not None:
+            refused = self.usage_plans.refused(cached.output.get("usageIdentifierKey"))
+            if refused is not None:
+                return self._gateway_error(refused, context)
         authorizer_context = dict(cached.output.get("context") or {})
         authorizer_context["principalId"] = cached.output.get("principalId")
         authorizer_context["integrationLatency"] = 0

@@ -37,6 +37,7 @@ REGION = "us-east-1"
 SEED_FILE = "seed.json"
 STACK_FILE = "stack.json"
 DEMO_ORG = "demo"
+QUEUE_POLL_SECONDS = 1.0
 
 log = logging.getLogger("spectra.local")
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -103,6 +104,8 @@ class LocalRuntime:
         self.stack = LocalStack.create(template, region=REGION)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         restored_seed = restore_state(self.state_dir, region=REGION)
+        if restored_seed is not None:
+            self.stack.reattach_usage_identifiers()
         seed = self._seed(endpoint, restored_seed)
         self._seed_document = seed
         (self.state_dir / STACK_FILE).write_text(
@@ -111,6 +114,7 @@ class LocalRuntime:
         (self.state_dir / SEED_FILE).write_text(json.dumps(seed, indent=2), encoding="utf-8")
         if self.schedules_enabled:
             threading.Thread(target=self._run_schedules, name="schedules", daemon=True).start()
+        threading.Thread(target=self._deliver_queues, name="event-sources", daemon=True).start()
         return seed
 
     def serve(self) -> None:
@@ -148,6 +152,17 @@ class LocalRuntime:
             created = self.stack.create_org(DEMO_ORG)
             orgs = [{"orgId": created["orgId"], "name": created["name"], "adminKey": created["adminKey"]}]
         return {"apiUrl": f"http://{self.host}:{self.port}", "awsEndpointUrl": endpoint, "orgs": orgs}
+
+    # -- event sources ------------------------------------------------------------------------
+
+    def _deliver_queues(self) -> None:
+        """Lambda's SQS pollers: what a queue receives reaches its function within a second."""
+        assert self.stack is not None
+        while not self._stopping.wait(QUEUE_POLL_SECONDS):
+            try:
+                self.stack.deliver_queued()
+            except Exception:
+                log.exception("delivering queued messages failed")
 
     # -- schedules ----------------------------------------------------------------------------
 

@@ -10,10 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
+
 from spectra_local.aws import function_environment, materialize
+from spectra_local.event_sources import deliver, queue_sources
 from spectra_local.functions import LocalFunction
 from spectra_local.gateway import Gateway, GatewayResponse
 from spectra_local.template import IntrinsicResolver, Template
+
+LOCAL_CONTROL_PLANE_CALLS_PER_SECOND = 1_000
 
 
 def reset_process_caches() -> None:
@@ -66,8 +71,30 @@ class LocalStack:
             environment.setdefault("POWERTOOLS_SERVICE_NAME", spec.name)
             environment["AWS_REGION"] = self.region
             environment["AWS_DEFAULT_REGION"] = self.region
+            if "CONTROL_PLANE_CALLS_PER_SECOND" in environment:
+                # Pacing protects AWS's per-account API Gateway quotas; moto has none to protect.
+                environment["CONTROL_PLANE_CALLS_PER_SECOND"] = str(LOCAL_CONTROL_PLANE_CALLS_PER_SECOND)
             self.functions[logical_id] = LocalFunction(spec=spec, environment=environment)
         self.gateway = Gateway(self.template, self.functions, region=self.region)
+        self.queue_sources = queue_sources(self.functions, self.resolver)
+
+    def deliver_queued(self) -> int:
+        """Run the functions fed by SQS on what their queues hold now (Lambda's poller)."""
+        return deliver(self.queue_sources, region=self.region)
+
+    def reattach_usage_identifiers(self) -> int:
+        """After a restore: API Gateway's keys are not part of the saved state, so every org is
+        queued for the usage identifier worker, which makes each key again with its old value."""
+        from spectra.ratelimits.identifiers import UsageIdentifierRequests
+
+        requests = UsageIdentifierRequests(
+            boto3.client("sqs", region_name=self.region), self.environment("provisioning")["USAGE_IDENTIFIER_QUEUE_URL"]
+        )
+        orgs = self.provision({"action": "list_orgs"})["items"]
+        for org in orgs:
+            requests.request(str(org["orgId"]))
+        self.deliver_queued()
+        return len(orgs)
 
     def function(self, folder: str) -> LocalFunction:
         """The function whose code lives in ``functions/<folder>``."""
@@ -81,6 +108,7 @@ class LocalStack:
         result = self.function("provisioning").invoke({"command": dict(command)})
         if "error" in result:
             raise RuntimeError(json.dumps(result["error"]))
+        self.deliver_queued()  # e.g. the new org's usage identifier, as the worker would soon
         return dict(result)
 
     def create_org(self, name: str, plan: str = "standard") -> dict[str, Any]:

@@ -172,6 +172,8 @@ class FunctionSpec:
     api_events: tuple[ApiEvent, ...]
     schedules: tuple[Mapping[str, Any], ...]
     properties: Mapping[str, Any]
+    queue_events: tuple[Mapping[str, Any], ...] = ()
+    """``Type: SQS`` events: the queue (an intrinsic) and the event source's settings."""
 
     @property
     def name(self) -> str:
@@ -212,6 +214,9 @@ class Template:
                 for name, e in events.items()
                 if e.get("Type") in {"Schedule", "ScheduleV2"}
             )
+            queue_events = tuple(
+                {"name": name, **e.get("Properties", {})} for name, e in events.items() if e.get("Type") == "SQS"
+            )
             specs[logical_id] = FunctionSpec(
                 logical_id=logical_id,
                 code_uri=(self.path.parent / str(properties["CodeUri"])).resolve(),
@@ -220,6 +225,7 @@ class Template:
                 api_events=api_events,
                 schedules=schedules,
                 properties=properties,
+                queue_events=queue_events,
             )
         return specs
 

@@ -81,6 +81,25 @@ def _retention_pass_complete(result: Any) -> None:
     assert result["orgsFailed"] == 0
 
 
+def _standard_plan_limits(result: Any) -> None:
+    _status(200)(result)
+    body = json.loads(result["body"])
+    assert body["plan"] == "standard"
+    assert [tier["tier"] for tier in body["tiers"]] == ["standard", "data-read"]
+    assert result["multiValueHeaders"]["RateLimit-Limit"] == ["100"]
+
+
+def _on_professional_plan(result: Any) -> None:
+    assert result["plan"] == "professional", result
+
+
+def _identifier_attached(result: Any) -> None:
+    assert result == {"batchItemFailures": []}
+    profile = organization_repository().get(OrgContext.for_operator(EVENT_ORG_ID))
+    assert profile is not None
+    assert profile["usageApiKeyId"]
+
+
 EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "authorizer/valid-admin-key.json": _allowed,
     "authorizer/unknown-key.json": UNAUTHORIZED,
@@ -95,6 +114,7 @@ EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "api_keys/revoke-last-admin-key.json": _status(409),
     "organization/get-organization.json": _status(200),
     "organization/get-settings.json": _status(200),
+    "organization/get-limits.json": _standard_plan_limits,
     "organization/shorten-retention.json": _status(200),
     "organization/retention-out-of-range.json": _status(400),
     "definitions/create-metric.json": _status(201),
@@ -136,6 +156,8 @@ EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "provisioning/create-org.json": _created_org,
     "provisioning/list-orgs.json": _lists_event_org,
     "provisioning/suspend-org.json": _suspended,
+    "provisioning/set-plan.json": _on_professional_plan,
+    "usage_identifiers/attach-identifier.json": _identifier_attached,
 }
 
 EVENT_FILES = sorted(str(path.relative_to(EVENTS)) for path in EVENTS.glob("*/*.json"))

@@ -82,33 +82,14 @@ def make_org(stack: LocalStack, name: str = "Acme Telemetry") -> Org:
     )
 
 
-def provisioning_settings(stack: LocalStack, usage_plan_ids: Mapping[str, str] | None = None) -> Settings:
+def provisioning_settings(stack: LocalStack) -> Settings:
     """The settings the provisioning function runs with, as the CLI would read them."""
-    environment = stack.environment("provisioning")
-    return Settings(
-        records_table=environment["RECORDS_TABLE"],
-        idempotency_table=environment["IDEMPOTENCY_TABLE"],
-        org_data_role_arn=environment["ORG_DATA_ROLE_ARN"],
-        api_key_pepper_secret_arn=environment["API_KEY_PEPPER_SECRET_ARN"],
-        page_token_secret_arn=environment["PAGE_TOKEN_SECRET_ARN"],
-        usage_plan_ids=dict(usage_plan_ids or {}),
-    )
+    return Settings.from_environment(dict(stack.environment("provisioning")))
 
 
-def make_provisioner(stack: LocalStack, usage_plan_ids: Mapping[str, str] | None = None) -> Provisioner:
+def make_provisioner(stack: LocalStack) -> Provisioner:
     """A provisioner wired to the stack, as the operator CLI builds one."""
-    return build_provisioner(provisioning_settings(stack, usage_plan_ids), boto3.Session(region_name=stack.region))
-
-
-def make_usage_plan(name: str = "spectra-standard") -> str:
-    """A usage plan in the (moto) API Gateway; the local stack does not create the template's."""
-    return str(boto3.client("apigateway").create_usage_plan(name=name)["id"])
-
-
-def make_org_with_usage_plan(stack: LocalStack, name: str = "Metered Org") -> Org:
-    """An org provisioned with a usage identifier key, as on AWS."""
-    created = make_provisioner(stack, {"standard": make_usage_plan()}).create_org(name)
-    return Org(org_id=created.orgId, name=created.name, admin_key=created.adminKey, admin_key_id=created.adminKeyId)
+    return build_provisioner(provisioning_settings(stack), boto3.Session(region_name=stack.region))
 
 
 def usage_identifier_value(org_id: str) -> str:

@@ -23,7 +23,7 @@ from tests.integration.factories import (
     expire_authorizer_caches,
     expire_key,
     future,
-    make_org_with_usage_plan,
+    make_org,
     revoke,
     rotate,
     scope,
@@ -370,13 +370,14 @@ def test_authorizer_context_names_org_key_type_scopes_plan_and_limits(stack: Loc
         "keyType": "external",
         "scopes": json.dumps([scope("read", "THING/Battery/#")], separators=(",", ":")),
         "plan": "standard",
+        "limitOverrides": "{}",
         "allowedIpCidrs": '["127.0.0.0/8"]',
         "expiresAt": "",
     }
 
 
 def test_authorizer_returns_the_orgs_usage_identifier_key(stack: LocalStack) -> None:
-    metered = make_org_with_usage_plan(stack)
+    metered = make_org(stack, "Metered Org")
 
     output = authorize(stack, metered.admin_key)
 

@@ -9,7 +9,7 @@ from tests.integration.factories import (
     ORGANIZATION_PATH,
     Org,
     create_key,
-    make_org_with_usage_plan,
+    make_org,
     scope,
     stored_key_record,
     usage_identifier_value,
@@ -57,7 +57,7 @@ def test_calling_key_has_exactly_the_documented_fields(stack: LocalStack, org: O
 
 
 def test_organization_never_shows_usage_identifier_or_hash(stack: LocalStack) -> None:
-    metered = make_org_with_usage_plan(stack)
+    metered = make_org(stack, "Metered Org")
     stored = stored_key_record(stack, metered.org_id, metered.admin_key_id)
 
     text = stack.request("GET", ORGANIZATION_PATH, key=metered.admin_key).body.decode("utf-8")

@@ -89,10 +89,30 @@ def references(resource: Any, logical_id: str) -> bool:
 # -- the tenancy boundary ---------------------------------------------------------------------
 
 
-def _data_role_dynamodb_statement() -> dict[str, Any]:
-    found = [s.body for s in statements(["OrgDataAccessRole"]) if any(a.startswith("dynamodb:") for a in s.actions)]
+def _data_role_dynamodb_statement(table: str = "RecordsTable") -> dict[str, Any]:
+    found = [
+        s.body
+        for s in statements(["OrgDataAccessRole"])
+        if any(a.startswith("dynamodb:") for a in s.actions)
+        and any(references(resource, table) for resource in as_list(s.body.get("Resource")))
+    ]
     assert len(found) == 1, found
     return found[0]
+
+
+def test_org_data_role_reaches_only_the_session_orgs_rate_limit_buckets() -> None:
+    statement = _data_role_dynamodb_statement("RateLimitTable")
+    condition = statement["Condition"]
+
+    assert sorted(statement["Action"]) == ["dynamodb:Query", "dynamodb:UpdateItem"]
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["ORG#${aws:PrincipalTag/org}#*"]
+    assert condition["Null"] == {"dynamodb:LeadingKeys": "false", "aws:PrincipalTag/org": "false"}
+
+
+def test_org_data_role_has_no_other_dynamodb_statement() -> None:
+    dynamodb = [s for s in statements(["OrgDataAccessRole"]) if any(a.startswith("dynamodb:") for a in s.actions)]
+
+    assert sorted(s.body["Sid"] for s in dynamodb) == ["OnlyThisOrgsItems", "OnlyThisOrgsRateLimitBuckets"]
 
 
 def test_org_data_role_reaches_only_items_led_by_the_session_org() -> None:
@@ -393,7 +413,7 @@ def _alarm_on(namespace: str, dimension: str, value: Any) -> dict[str, Any]:
     [alarm] = [
         a["Properties"]
         for a in TEMPLATE.of_type("AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["Namespace"] == namespace
+        if a["Properties"].get("Namespace") == namespace
         and {"Name": dimension, "Value": value} in a["Properties"].get("Dimensions", [])
     ]
     return dict(alarm)

@@ -14,6 +14,8 @@ from spectra.config import get_settings
 from spectra.events import ThingEvents
 from spectra.pagination import PageTokens
 from spectra.platform_secrets import platform_secret
+from spectra.ratelimits.limiter import RateLimiter
+from spectra.ratelimits.store import TokenBuckets
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.definitions import MetricRepository, TemplateRepository, ThingTypeRepository
 from spectra.repositories.integrations import IntegrationRepository
@@ -103,3 +105,10 @@ def thing_events() -> ThingEvents:
 @cache
 def integration_repository() -> IntegrationRepository:
     return IntegrationRepository(org_sessions(), get_settings().records_table)
+
+
+@cache
+def rate_limiter() -> RateLimiter | None:
+    """The org's exact token buckets (``None`` where the deployment gives no bucket table)."""
+    table = get_settings().rate_limit_table
+    return RateLimiter(TokenBuckets(org_sessions(), table)) if table else None

@@ -1,14 +1,14 @@
-"""Organization lifecycle: create, list, suspend, resume — the code behind ``spectra org …``.
+"""Organization lifecycle: create, list, suspend, resume, plan and limits — ``spectra org …``.
 
 The operator CLI and the ``provisioning`` function both run this module. Creating an org makes
-its profile, its first admin key (returned once) and its usage identifier (an API Gateway key in
-the org's usage plan, which the authorizer hands back so the edge rate-limits per org). All of
-the org's records are written with the org's own scoped credentials.
+its profile, its telemetry store and its first admin key (returned once), and queues the org
+for its usage identifier (an API Gateway key in the usage plan of the org's plan, which the
+authorizer hands back so the edge rate-limits per org; see ``spectra.ratelimits.identifiers``).
+All of the org's records are written with the org's own scoped credentials.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import boto3
 from pydantic import BaseModel, ConfigDict, Field
 
-from spectra.auth.credentials import BASE62, ApiKeyCredential, KeyType
+from spectra.auth.credentials import ApiKeyCredential, KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope
 from spectra.config import Settings
 from spectra.errors import Conflict, NotFound, ValidationFailed
@@ -31,52 +31,30 @@ from spectra.models.organization import (
     retention_days,
 )
 from spectra.platform_secrets import platform_secret
+from spectra.ratelimits.identifiers import UsageIdentifierRequests
+from spectra.ratelimits.plans import (
+    DEFAULT_PLAN,
+    MAX_BURST,
+    MAX_REQUESTS_PER_MINUTE,
+    Tier,
+    TierLimit,
+    check_overrides_fit,
+    overrides_document,
+    parse_overrides,
+    plan_named,
+)
 from spectra.repositories.api_keys import REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRegistry, OrganizationRepository
 from spectra.services.api_keys import new_key_record
+from spectra.services.org_facts import OrgFacts
 from spectra.telemetry_store import TelemetryStores
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 
-DEFAULT_PLAN = "standard"
 ACTIVE = ORG_ACTIVE
 SUSPENDED = ORG_SUSPENDED
 DELETED = ORG_DELETED
 FIRST_KEY_NAME = "Initial admin key"
-
-
-class UsagePlans:
-    """Per-org usage identifiers: an API Gateway key in the usage plan of the org's plan."""
-
-    def __init__(self, client: Any, plan_ids: Mapping[str, str]) -> None:
-        self._client = client
-        self._plan_ids = dict(plan_ids)
-
-    @property
-    def plans(self) -> list[str]:
-        return sorted(self._plan_ids)
-
-    def create_identifier(self, org_id: str, plan: str) -> tuple[str, str]:
-        """A new usage identifier for the org: ``(api_key_id, value)``."""
-        value = "".join(secrets.choice(BASE62) for _ in range(40))
-        created = self._client.create_api_key(
-            name=f"spectra-org-{org_id}", enabled=True, value=value, tags={"org": org_id}
-        )
-        try:
-            self._client.create_usage_plan_key(usagePlanId=self._plan_ids[plan], keyId=created["id"], keyType="API_KEY")
-        except Exception:
-            self._client.delete_api_key(apiKey=created["id"])
-            raise
-        return created["id"], value
-
-    def set_enabled(self, api_key_id: str, enabled: bool) -> None:
-        self._client.update_api_key(
-            apiKey=api_key_id,
-            patchOperations=[{"op": "replace", "path": "/enabled", "value": "true" if enabled else "false"}],
-        )
-
-    def delete(self, api_key_id: str) -> None:
-        self._client.delete_api_key(apiKey=api_key_id)
 
 
 class _Command(BaseModel):
@@ -98,16 +76,38 @@ class OrgAction(_Command):
     orgId: str
 
 
+class SetPlan(_Command):
+    action: Literal["set_plan"] = "set_plan"
+    orgId: str
+    plan: str
+
+
+class TierLimitOverride(_Command):
+    requestsPerMinute: int = Field(ge=1, le=MAX_REQUESTS_PER_MINUTE)
+    burst: int = Field(ge=1, le=MAX_BURST)
+
+
+class SetLimits(_Command):
+    """Per-tier overrides of the org's plan; a tier set to ``null`` goes back to its plan's."""
+
+    action: Literal["set_limits"] = "set_limits"
+    orgId: str
+    limits: dict[Tier, TierLimitOverride | None]
+
+
 class DeleteOrg(_Command):
     action: Literal["delete_org"] = "delete_org"
     orgId: str
     confirm: str = Field(description="The org id again")
 
 
+OrgCommand = CreateOrg | ListOrgs | OrgAction | DeleteOrg | SetPlan | SetLimits
+
+
 class ProvisioningCommand(BaseModel):
     """What an operator asks of provisioning (the CLI's commands, the function's event)."""
 
-    command: Annotated[CreateOrg | ListOrgs | OrgAction | DeleteOrg, Field(discriminator="action")]
+    command: Annotated[OrgCommand, Field(discriminator="action")]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,9 @@ def _public_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
         "plan": profile.get("plan", DEFAULT_PLAN),
         "status": profile.get("status", ACTIVE),
         "telemetryRetentionDays": retention_days(profile),
+        "limitOverrides": profile.get("limitOverrides") or {},
+        # Whether the edge knows the org yet (the worker attaches it within seconds).
+        "usageIdentifier": "attached" if profile.get("usageApiKeyId") else "pending",
         "createdAt": profile["createdAt"],
         "updatedAt": profile.get("updatedAt", profile["createdAt"]),
     }
@@ -146,7 +149,7 @@ class Provisioner:
         keys: ApiKeyRepository,
         registry: OrganizationRegistry,
         pepper: Callable[[], bytes],
-        usage_plans: UsagePlans | None,
+        identifiers: UsageIdentifierRequests | None,
         stores: TelemetryStores | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -155,7 +158,8 @@ class Provisioner:
         self._keys = keys
         self._registry = registry
         self._pepper = pepper
-        self._usage_plans = usage_plans
+        self._identifiers = identifiers
+        self._facts = OrgFacts(organizations, keys, clock=clock)
         self._clock = clock
 
     def create_org(self, name: str, plan: str = DEFAULT_PLAN) -> CreatedOrganization:
@@ -163,21 +167,11 @@ class Provisioner:
         name = (name or "").strip()
         if not 1 <= len(name) <= 200:
             raise ValidationFailed.single("name", "must be 1-200 characters")
-        known_plans = self._usage_plans.plans if self._usage_plans else [DEFAULT_PLAN]
-        if plan not in known_plans:
-            raise ValidationFailed.single("plan", f"must be one of {', '.join(known_plans)}")
+        plan_named(plan)
 
         org = OrgContext.for_operator(new_guid(), actor="operator")
         now = self._clock()
-        usage_key_id, usage_value = (
-            self._usage_plans.create_identifier(org.org_id, plan) if self._usage_plans else (None, None)
-        )
-        try:
-            store = self._stores.create(org.org_id) if self._stores else None
-        except Exception:
-            if self._usage_plans and usage_key_id:
-                self._usage_plans.delete(usage_key_id)
-            raise
+        store = self._stores.create(org.org_id) if self._stores else None
         profile = {
             "entity": "Organization",
             "orgId": org.org_id,
@@ -188,8 +182,6 @@ class Provisioner:
             "createdAt": to_iso(now),
             "updatedAt": to_iso(now),
             "createdBy": org.actor,
-            "usageIdentifierKey": usage_value,
-            "usageApiKeyId": usage_key_id,
             "telemetryTableName": store.table_name if store else None,
             "telemetryRoleArn": store.role_arn if store else None,
         }
@@ -210,9 +202,8 @@ class Provisioner:
         except Exception:
             if self._stores and store:
                 self._stores.delete(org.org_id)
-            if self._usage_plans and usage_key_id:
-                self._usage_plans.delete(usage_key_id)
             raise
+        self._request_identifier(org.org_id)
         return CreatedOrganization(
             orgId=org.org_id,
             name=name,
@@ -223,10 +214,45 @@ class Provisioner:
             adminKey=credential.reveal(),
         )
 
-    def run(self, command: CreateOrg | ListOrgs | OrgAction | DeleteOrg) -> dict[str, Any]:
+    def set_plan(self, org_id: str, plan: str) -> dict[str, Any]:
+        """Move the org to ``plan``: its exact limits at once (within the authorizer's cache
+        period), its usage identifier to the plan's usage plan through the worker."""
+        new_plan = plan_named(plan)
+        org = self._org(org_id)
+        profile = self._profile(org)
+        self._refuse_deleted(profile)
+        check_overrides_fit(new_plan, parse_overrides(profile.get("limitOverrides")))
+        updated = self._facts.change(org, {"plan": new_plan.name})
+        self._request_identifier(org_id)
+        return _public_profile(updated)
+
+    def set_limits(self, org_id: str, limits: Mapping[Tier, TierLimitOverride | None]) -> dict[str, Any]:
+        """Override (or, with ``None``, restore) the plan's limit of some tiers for this org."""
+        org = self._org(org_id)
+        profile = self._profile(org)
+        self._refuse_deleted(profile)
+        overrides = parse_overrides(profile.get("limitOverrides"))
+        for tier, limit in limits.items():
+            if limit is None:
+                overrides.pop(tier, None)
+            else:
+                overrides[tier] = TierLimit(requests_per_minute=limit.requestsPerMinute, burst=limit.burst)
+        check_overrides_fit(plan_named(str(profile.get("plan", DEFAULT_PLAN))), overrides)
+        updated = self._facts.change(org, {"limitOverrides": overrides_document(overrides) or None})
+        return _public_profile(updated)
+
+    def _request_identifier(self, org_id: str) -> None:
+        if self._identifiers is not None:
+            self._identifiers.request(org_id)
+
+    def run(self, command: OrgCommand) -> dict[str, Any]:
         """Carry out one operator command and return its JSON result."""
         if isinstance(command, CreateOrg):
             return self.create_org(command.name, command.plan).as_dict()
+        if isinstance(command, SetPlan):
+            return self.set_plan(command.orgId, command.plan)
+        if isinstance(command, SetLimits):
+            return self.set_limits(command.orgId, command.limits)
         if isinstance(command, DeleteOrg):
             return self.delete_org(command.orgId, confirm=command.confirm)
         if isinstance(command, ListOrgs):
@@ -259,7 +285,7 @@ class Provisioner:
         if confirm != org_id:
             raise ValidationFailed.single("confirm", "repeat the org id to confirm the deletion")
         org = self._org(org_id)
-        profile = self._profile(org)
+        self._profile(org)  # 404 for an unknown org
         now = to_iso(self._clock())
         updated = self._organizations.set_status(org, DELETED, now)
         for key in self._keys.all(org):
@@ -267,8 +293,7 @@ class Provisioner:
                 self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": DELETED})
             else:
                 self._keys.revoke_with_org(org, key["keyId"], org_status=DELETED, at=now, actor=org.actor)
-        if self._usage_plans and profile.get("usageApiKeyId"):
-            self._usage_plans.delete(str(profile["usageApiKeyId"]))
+        self._request_identifier(org_id)
         if self._stores:
             self._stores.delete(org_id)
         return {**_public_profile(updated), "telemetryStoreDeleted": self._stores is not None}
@@ -283,16 +308,19 @@ class Provisioner:
     def _set_status(self, org_id: str, status: str) -> dict[str, Any]:
         org = self._org(org_id)
         profile = self._profile(org)
-        if profile.get("status") == DELETED:
-            raise Conflict("The organization was deleted; it cannot be suspended or resumed.")
+        self._refuse_deleted(profile)
         # The profile first: a key created from now on sees the new status (its creation checks
         # the profile), and every existing key is then brought in line.
         updated = self._organizations.set_status(org, status, to_iso(self._clock()))
         for key in self._keys.all(org):
             self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": status})
-        if self._usage_plans and profile.get("usageApiKeyId"):
-            self._usage_plans.set_enabled(str(profile["usageApiKeyId"]), status == ACTIVE)
+        self._request_identifier(org_id)
         return _public_profile(updated)
+
+    @staticmethod
+    def _refuse_deleted(profile: Mapping[str, Any]) -> None:
+        if profile.get("status") == DELETED:
+            raise Conflict("The organization was deleted; it cannot be changed.")
 
     @staticmethod
     def _org(org_id: str) -> OrgContext:
@@ -311,7 +339,11 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
     """A provisioner wired to a deployment (the function's environment or a stack's outputs)."""
     session = session or boto3.Session()
     sessions = OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts"))
-    usage_plans = UsagePlans(session.client("apigateway"), settings.usage_plan_ids) if settings.usage_plan_ids else None
+    identifiers = (
+        UsageIdentifierRequests(session.client("sqs"), settings.usage_identifier_queue_url)
+        if settings.usage_identifier_queue_url
+        else None
+    )
     stores = (
         TelemetryStores(session.client("dynamodb"), session.client("iam"), settings)
         if settings.telemetry_table_prefix
@@ -323,5 +355,5 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
         keys=ApiKeyRepository(sessions, settings.records_table),
         registry=OrganizationRegistry(session.client("dynamodb"), settings.records_table),
         pepper=lambda: platform_secret(settings.api_key_pepper_secret_arn),
-        usage_plans=usage_plans,
+        identifiers=identifiers,
     )

@@ -31,6 +31,7 @@ from spectra.auth.network import ip_allowed
 from spectra.errors import Unauthorized
 from spectra.models.common import from_iso, to_iso
 from spectra.observability import logger
+from spectra.ratelimits.plans import DEFAULT_PLAN
 from spectra.repositories.dynamo import from_item, to_values
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
@@ -137,7 +138,9 @@ class KeyAuthorizer:
                 "keyId": credential.key_id,
                 "keyType": record["type"],
                 "scopes": json.dumps(record.get("scopes", []), separators=(",", ":")),
-                "plan": record.get("plan", "standard"),
+                "plan": record.get("plan", DEFAULT_PLAN),
+                # The org's per-tier rate limits, so the middleware's bucket needs no read.
+                "limitOverrides": json.dumps(record.get("limitOverrides") or {}, separators=(",", ":")),
                 # The key's own limits travel with it, so it cannot mint or widen a key beyond them.
                 "allowedIpCidrs": json.dumps(record.get("allowedIpCidrs") or [], separators=(",", ":")),
                 "expiresAt": str(record.get("expiresAt") or ""),

@@ -1,8 +1,9 @@
 """HTTP plumbing shared by every API function (see ``resolver`` for the order of checks)."""
 
+from spectra.deployment import rate_limiter
 from spectra.http.access import RouteAccess, access, route_access
 from spectra.http.idempotency import idempotency_middleware
-from spectra.http.resolver import CurrentOrg, SpectraResolver, current_org
+from spectra.http.resolver import CurrentAdmission, CurrentOrg, SpectraResolver, current_org
 from spectra.http.responses import (
     ContinuationToken,
     Limit,
@@ -16,13 +17,14 @@ from spectra.pagination import PageRequest
 
 def create_resolver(*, max_body_bytes: int | None = None) -> SpectraResolver:
     """The resolver a Spectra API function declares its routes on."""
-    resolver = SpectraResolver(max_body_bytes=max_body_bytes)
+    resolver = SpectraResolver(max_body_bytes=max_body_bytes, rate_limiter=rate_limiter)
     resolver.use(middlewares=[idempotency_middleware])
     return resolver
 
 
 __all__ = [
     "ContinuationToken",
+    "CurrentAdmission",
     "CurrentOrg",
     "Limit",
     "PageLimit",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from spectra.auth.scopes import Action, ResourcePath, parse_path
+from spectra.ratelimits.plans import Tier
 
 ACCESS_ATTRIBUTE = "__spectra_access__"
 
@@ -30,7 +31,7 @@ class RouteAccess:
 
     action: Action | None
     resources: tuple[str, ...]
-    tier: str = "standard"
+    tier: Tier = Tier.STANDARD
     reveals: tuple[str, ...] = ()
     """Response fields shown once only (e.g. a new key's secret): never stored for a replay."""
 
@@ -42,7 +43,7 @@ class RouteAccess:
 def access(
     action: Action | None,
     *resources: str,
-    tier: str = "standard",
+    tier: Tier = Tier.STANDARD,
     reveals: tuple[str, ...] = (),
 ) -> Callable[[RouteFunction], RouteFunction]:
     """Declare what a route needs; place it directly under the ``@app.<method>(...)`` line."""

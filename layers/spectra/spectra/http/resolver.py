@@ -3,11 +3,14 @@
 Order of work for a request, before the route body runs:
 
 1. the org context is built from the authorizer context (nothing else can name the org);
-2. the route's declared action and resource are checked against the key's scopes (403);
-3. the body is checked: size (413), media type (415), UTF-8 and JSON (400);
-4. Powertools validates path, query and body against the route's pydantic models (400 here,
+2. a token is taken from the org's bucket for the route's tier (429 when there is none); this
+   comes before the scope check so that requests a key may not make still cost it, and so that
+   every response carries the ``RateLimit-*`` headers of its tier;
+3. the route's declared action and resource are checked against the key's scopes (403);
+4. the body is checked: size (413), media type (415), UTF-8 and JSON (400);
+5. Powertools validates path, query and body against the route's pydantic models (400 here,
    not Powertools' default 422, with every problem in ``errors[]``);
-5. POST routes honour ``Idempotency-Key`` (see ``spectra.http.idempotency``).
+6. POST routes honour ``Idempotency-Key`` (see ``spectra.http.idempotency``).
 
 Every failure, including unknown routes (404), wrong methods (405) and unexpected exceptions
 (500 with the request id and nothing else), is ``application/problem+json``.
@@ -16,6 +19,7 @@ Every failure, including unknown routes (404), wrong methods (405) and unexpecte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -41,18 +45,27 @@ from spectra.errors import (
 from spectra.http.access import route_access
 from spectra.http.body import check_request_body
 from spectra.observability import logger
+from spectra.ratelimits.bucket import Admission
+from spectra.ratelimits.limiter import RateLimiter, refusal
 from spectra.tenancy.context import OrgContext
 
 ORG_CONTEXT_KEY = "org"
+RATE_LIMIT_CONTEXT_KEY = "rateLimit"
 
 
 class SpectraResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` with Spectra's tenancy, access and error rules built in."""
 
-    def __init__(self, *, max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int | None = None,
+        rate_limiter: Callable[[], RateLimiter | None] = lambda: None,
+    ) -> None:
         # A response that breaks its own model is our bug: 500, never a 400 blaming the caller.
         super().__init__(enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR)
         self._max_body_bytes = max_body_bytes
+        self._rate_limiter = rate_limiter
         self.exception_handler(SpectraError)(self._handle_spectra_error)
         self.exception_handler(RequestValidationError)(self._handle_validation_error)
         self.exception_handler(ResponseValidationError)(self._handle_invalid_response)
@@ -72,10 +85,17 @@ class SpectraResolver(APIGatewayRestResolver):
             try:
                 self._admit(route, route_arguments)
             except SpectraError as error:
-                return self._response_builder_class(
+                refused = self._response_builder_class(
                     response=self.problem(error), serializer=self._serializer, route=route
                 )
-        return super()._call_route(route, route_arguments)
+                return self._with_rate_limit_headers(refused)
+        return self._with_rate_limit_headers(super()._call_route(route, route_arguments))
+
+    def _with_rate_limit_headers(self, builder: ResponseBuilder[Any]) -> ResponseBuilder[Any]:
+        admission = self.context.get(RATE_LIMIT_CONTEXT_KEY)
+        if isinstance(admission, Admission):
+            builder.response.headers.update(admission.headers())
+        return builder
 
     def _admit(self, route: Route, route_arguments: dict[str, str]) -> None:
         """Everything that must hold before validation and the route body run."""
@@ -93,6 +113,12 @@ class SpectraResolver(APIGatewayRestResolver):
         if declared is None:
             logger.error("Route has no access declaration; refusing it", route=route.path)
             raise InternalError()
+        limiter = self._rate_limiter()
+        admission = limiter.admit(org, declared.tier) if limiter is not None else None
+        if admission is not None:
+            self.context[RATE_LIMIT_CONTEXT_KEY] = admission
+            if not admission.allowed:
+                raise refusal(admission)
         if declared.action is not None and not scopes_may_allow(
             org.scopes, declared.action, declared.paths(route_arguments)
         ):
@@ -178,3 +204,13 @@ def current_org(request: Request) -> OrgContext:
 
 CurrentOrg = Annotated[OrgContext, Depends(current_org)]
 """Route parameter type that injects the calling org: ``def route(org: CurrentOrg)``."""
+
+
+def current_admission(request: Request) -> Admission | None:
+    """The rate-limit decision the resolver made for this request (``None`` if it failed open)."""
+    admission = request.context.get(RATE_LIMIT_CONTEXT_KEY)
+    return admission if isinstance(admission, Admission) else None
+
+
+CurrentAdmission = Annotated[Admission | None, Depends(current_admission)]
+"""Route parameter type that injects this request's rate-limit decision."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -60,3 +60,21 @@ class SettingsChange(OrganizationSettings):
         "by the next retention run",
     )
     message: str
+
+
+class TierLimits(ResponseModel):
+    """One tier's limit and where the org's bucket stands now."""
+
+    tier: str = Field(description="standard or data-read")
+    requestsPerMinute: int = Field(description="Sustained rate")
+    burst: int = Field(description="Bucket size: requests allowed at once")
+    source: Literal["plan", "override"] = Field(description="Whether the org's plan or an override sets it")
+    remaining: int = Field(description="Requests that would be admitted right now")
+    resetSeconds: int = Field(description="Seconds until the bucket is full again")
+    requestsToday: int = Field(description="Requests admitted in this tier since 00:00 UTC")
+
+
+class OrganizationLimits(ResponseModel):
+    plan: str
+    day: str = Field(description="The UTC day requestsToday counts (YYYY-MM-DD)")
+    tiers: list[TierLimits]

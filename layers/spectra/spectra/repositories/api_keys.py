@@ -79,21 +79,26 @@ class ApiKeyRepository(OrgScopedTable):
         key_id = str(record["keyId"])
         item = {**record, **keys.api_key_key(org, key_id), "credentialId": keys.credential_index_value(key_id)}
         put = {"TableName": self._table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
-        # A key is only minted for an active org: a suspension that lands meanwhile refuses it.
+        # A key is only minted for an active org, with the org facts (plan, limits, usage
+        # identifier) the profile still has: a suspension or a plan change meanwhile refuses it.
+        facts_version = int(record.get("orgFactsVersion", 0))
+        same_facts = "orgFactsVersion = :facts" if facts_version else "attribute_not_exists(orgFactsVersion)"
         org_active = {
             "ConditionCheck": {
                 "TableName": self._table,
                 "Key": to_item(keys.org_profile_key(org)),
-                "ConditionExpression": "#status = :active",
+                "ConditionExpression": f"#status = :active AND {same_facts}",
                 "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": to_item({":active": ACTIVE_STATE}),
+                "ExpressionAttributeValues": to_item(
+                    {":active": ACTIVE_STATE, **({":facts": facts_version} if facts_version else {})}
+                ),
             }
         }
         self._transact(
             org,
             [{"Put": put}, self._bump_key_set(org, seen_version), org_active],
             conflict=CONCURRENT_CHANGE,
-            conflicts=[None, None, "The organization is not active."],
+            conflicts=[None, None, "The organization is not active, or its plan changed meanwhile; try again."],
         )
 
     def update(

@@ -17,6 +17,7 @@ from spectra.repositories.dynamo import (
     query_page,
     to_item,
     to_values,
+    update_operation,
 )
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
@@ -112,6 +113,33 @@ class OrganizationRepository(OrgScopedTable):
                 return False
             raise
         return True
+
+    def change_facts(
+        self, org: OrgContext, changes: Mapping[str, Any], updated_at: str, *, expected_version: int
+    ) -> dict[str, Any] | None:
+        """Change facts every key copies (plan, limit overrides, usage identifier) if the profile
+        is still at ``expected_version`` of them; bumps the version. ``None`` when another change
+        came first; the profile after the change otherwise. A ``None`` value removes the field."""
+        guard = "orgFactsVersion = :expected" if expected_version else "attribute_not_exists(orgFactsVersion)"
+        operation = update_operation(
+            self._table,
+            keys.org_profile_key(org),
+            set_fields={
+                **{name: value for name, value in changes.items() if value is not None},
+                "orgFactsVersion": expected_version + 1,
+                "updatedAt": updated_at,
+            },
+            remove_fields=tuple(name for name, value in changes.items() if value is None),
+            condition=f"attribute_exists(pk) AND {guard}",
+            condition_values={":expected": expected_version} if expected_version else None,
+        )
+        try:
+            response = self._client(org).update_item(**operation, ReturnValues="ALL_NEW")
+        except ClientError as error:
+            if is_condition_failure(error):
+                return None
+            raise
+        return from_item(response["Attributes"])
 
     def set_status(self, org: OrgContext, status: str, updated_at: str) -> dict[str, Any]:
         response = self._client(org).update_item(

@@ -6,16 +6,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from spectra.errors import Conflict, NotFound
+from spectra.errors import Conflict, InternalError, NotFound
 from spectra.models.common import to_iso, utc_now
 from spectra.models.organization import (
     CallingKey,
     Organization,
+    OrganizationLimits,
     OrganizationSettings,
     SettingsChange,
+    TierLimits,
     UpdateSettingsRequest,
     retention_days,
 )
+from spectra.ratelimits.limiter import RateLimiter
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.tenancy.context import OrgContext
@@ -29,10 +32,12 @@ class OrganizationService:
         organizations: OrganizationRepository,
         keys: ApiKeyRepository,
         *,
+        limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._organizations = organizations
         self._keys = keys
+        self._limiter = limiter
         self._clock = clock
 
     def describe(self, org: OrgContext) -> Organization:
@@ -54,6 +59,29 @@ class OrganizationService:
                 name=key["name"],
                 scopes=key.get("scopes", []),
             ),
+        )
+
+    def limits(self, org: OrgContext) -> OrganizationLimits:
+        """The limits applied to this org's requests now, and where each tier's bucket stands
+        (this request's own token already taken)."""
+        if self._limiter is None:
+            raise InternalError("Rate limits are not configured in this deployment.")
+        readings = self._limiter.read(org)
+        return OrganizationLimits(
+            plan=org.plan,
+            day=self._clock().strftime("%Y-%m-%d"),
+            tiers=[
+                TierLimits(
+                    tier=tier.value,
+                    requestsPerMinute=reading.admission.limit.requests_per_minute,
+                    burst=reading.admission.limit.burst,
+                    source="override" if tier in org.limit_overrides else "plan",
+                    remaining=reading.admission.remaining,
+                    resetSeconds=reading.admission.reset_seconds,
+                    requestsToday=reading.requests_today,
+                )
+                for tier, reading in readings.items()
+            ],
         )
 
     def settings(self, org: OrgContext) -> OrganizationSettings:

@@ -11,6 +11,7 @@ from spectra.auth.credentials import KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope, parse_path, scopes_allow
 from spectra.errors import ScopeDenied, Unauthorized
 from spectra.identifiers import is_guid
+from spectra.ratelimits.plans import DEFAULT_PLAN, LimitOverrides, parse_overrides
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class OrgContext:
     key_id: str
     key_type: KeyType
     scopes: tuple[Scope, ...]
-    plan: str = "standard"
+    plan: str = DEFAULT_PLAN
+    limit_overrides: LimitOverrides = field(default_factory=dict)
+    """The org's own rate limits for some tiers, replacing its plan's (operator-set)."""
     request_id: str = ""
     source_ip: str = ""
     allowed_ip_cidrs: tuple[str, ...] = ()
@@ -51,7 +54,8 @@ class OrgContext:
                 key_id=str(authorizer["keyId"]),
                 key_type=KeyType(str(authorizer["keyType"])),
                 scopes=scopes,
-                plan=str(authorizer.get("plan") or "standard"),
+                plan=str(authorizer.get("plan") or DEFAULT_PLAN),
+                limit_overrides=parse_overrides(str(authorizer.get("limitOverrides") or "")),
                 request_id=request_id,
                 source_ip=source_ip,
                 allowed_ip_cidrs=tuple(str(c) for c in json.loads(str(authorizer.get("allowedIpCidrs") or "[]"))),

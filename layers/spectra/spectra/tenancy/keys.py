@@ -281,3 +281,18 @@ def integration_secret_name(org: OrgContext, stage: str, integration_id: str) ->
     if not re.fullmatch(r"[A-Za-z0-9-]{1,32}", stage):
         raise MalformedId("stage must be letters, digits or dashes")
     return f"spectra/{stage}/orgs/{_guid(org.org_id, 'org id')}/integrations/{_guid(integration_id, 'integration id')}"
+
+
+# -- rate limits ---------------------------------------------------------------------------------
+
+
+def rate_limit_partition(org: OrgContext) -> str:
+    """The org's token buckets (one item per tier, in the rate-limit table)."""
+    return f"{org_prefix(org)}RATELIMIT#"
+
+
+def rate_limit_bucket_key(org: OrgContext, tier: str) -> Key:
+    """One tier's bucket; ``tier`` is a ``spectra.ratelimits.Tier`` value."""
+    if not re.fullmatch(r"[a-z][a-z-]{0,31}", tier):
+        raise MalformedId("tier must be a tier name")
+    return {"pk": rate_limit_partition(org), "sk": f"TIER#{tier}#"}

@@ -1,0 +1,167 @@
+"""Each org's usage identifier: an API Gateway API key in the usage plan of the org's plan.
+
+The authorizer returns the identifier as ``usageIdentifierKey``, so API Gateway throttles each
+org by its own plan (the edge backstop of the exact buckets). API Gateway's management API is
+slow and tightly rate-limited per account (``CreateApiKey``: 5 requests a second), so nothing on a
+request path calls it: provisioning queues the org id, and one worker (reserved concurrency 1)
+brings the identifier in line with the org's profile at a pace the account allows:
+
+- no identifier yet → create the API key (or adopt the one a crashed run left) and record it;
+- the key sits in exactly the usage plan of the org's plan (moved on ``spectra org set-plan``);
+- the key is enabled while the org is active, disabled while suspended, deleted with the org.
+
+Reconciling is idempotent, so a retried or repeated message does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from spectra.auth.credentials import BASE62
+from spectra.models.organization import ORG_ACTIVE, ORG_DELETED
+from spectra.ratelimits.plans import DEFAULT_PLAN, PLANS
+from spectra.repositories.organizations import OrganizationRepository
+from spectra.services.org_facts import OrgFacts
+from spectra.tenancy.context import OrgContext
+
+IDENTIFIER_LENGTH = 40
+ACTOR = "usage-identifiers"
+
+
+def identifier_name(org_id: str) -> str:
+    return f"spectra-org-{org_id}"
+
+
+class ControlPlanePacer:
+    """Spaces calls at least ``1 / calls_per_second`` apart (for one worker at a time)."""
+
+    def __init__(
+        self,
+        calls_per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if calls_per_second <= 0:
+            raise ValueError("calls_per_second must be positive")
+        self._interval = 1.0 / calls_per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if now < self._next_at:
+                self._sleep(self._next_at - now)
+                now = self._next_at
+            self._next_at = now + self._interval
+
+
+class UsageIdentifierRequests:
+    """Queues an org for the worker (what provisioning does instead of calling API Gateway)."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+
+    def request(self, org_id: str) -> None:
+        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps({"orgId": org_id}))
+
+
+class UsageIdentifiers:
+    """The worker's reconciliation of one org's identifier with its profile."""
+
+    def __init__(
+        self,
+        apigateway: Any,
+        plan_ids: Mapping[str, str],
+        organizations: OrganizationRepository,
+        facts: OrgFacts,
+        pacer: ControlPlanePacer,
+    ) -> None:
+        missing = sorted(set(PLANS) - set(plan_ids))
+        if missing:
+            raise ValueError(f"no usage plan id for plan(s) {', '.join(missing)}")
+        self._apigateway = apigateway
+        self._plan_ids = dict(plan_ids)
+        self._organizations = organizations
+        self._facts = facts
+        self._pacer = pacer
+
+    def reconcile(self, org_id: str) -> dict[str, Any]:
+        """Make the org's identifier match its profile; returns what was done."""
+        org = OrgContext.for_operator(org_id, actor=ACTOR)
+        profile = self._organizations.get(org)
+        if profile is None:
+            return {"orgId": org_id, "done": ["nothing: no such org"]}
+        done: list[str] = []
+        recorded_id = profile.get("usageApiKeyId")
+        key = self._existing_key(str(recorded_id)) if recorded_id else None
+        if profile.get("status") == ORG_DELETED:
+            if key is not None:
+                self._call("delete_api_key", apiKey=key["id"])
+                done.append("deleted")
+            if recorded_id:
+                self._facts.change(org, {"usageApiKeyId": None, "usageIdentifierKey": None})
+            return {"orgId": org_id, "done": done}
+        if key is None:
+            # None yet, or the recorded one is gone (deleted by hand, or a restored local state):
+            # the same value again keeps every key record's copy of it valid.
+            key, how = self._find_or_create_key(org_id, profile.get("usageIdentifierKey"))
+            profile = self._facts.change(org, {"usageApiKeyId": key["id"], "usageIdentifierKey": key["value"]})
+            done.append(how)
+        wanted_plan = self._plan_ids[str(profile.get("plan", DEFAULT_PLAN))]
+        done.extend(self._place_in_plan(str(key["id"]), wanted_plan))
+        done.extend(self._set_enabled(key, profile.get("status") == ORG_ACTIVE))
+        return {"orgId": org_id, "done": done}
+
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        self._pacer.wait()
+        return getattr(self._apigateway, operation)(**arguments)
+
+    def _existing_key(self, api_key_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self._call("get_api_key", apiKey=api_key_id, includeValue=True))
+        except self._apigateway.exceptions.NotFoundException:
+            return None
+
+    def _find_or_create_key(self, org_id: str, value: str | None) -> tuple[dict[str, Any], str]:
+        """The org's API key: one a previous, interrupted run created, else a new one."""
+        name = identifier_name(org_id)
+        found = self._call("get_api_keys", nameQuery=name, includeValues=True, limit=500)
+        for item in found.get("items", []):
+            if item.get("name") == name and item.get("value"):
+                return dict(item), "adopted"
+        value = value or "".join(secrets.choice(BASE62) for _ in range(IDENTIFIER_LENGTH))
+        created = self._call("create_api_key", name=name, enabled=True, value=value, tags={"org": org_id})
+        return {"id": created["id"], "value": value, "enabled": True}, "created"
+
+    def _place_in_plan(self, api_key_id: str, wanted_plan_id: str) -> list[str]:
+        """Exactly one usage plan: a key may be in one plan per stage, so out of the old first."""
+        plans = self._call("get_usage_plans", keyId=api_key_id, limit=500).get("items", [])
+        current = {str(plan["id"]) for plan in plans}
+        done = []
+        for plan_id in sorted(current - {wanted_plan_id}):
+            self._call("delete_usage_plan_key", usagePlanId=plan_id, keyId=api_key_id)
+            done.append(f"left usage plan {plan_id}")
+        if wanted_plan_id not in current:
+            self._call("create_usage_plan_key", usagePlanId=wanted_plan_id, keyId=api_key_id, keyType="API_KEY")
+            done.append(f"joined usage plan {wanted_plan_id}")
+        return done
+
+    def _set_enabled(self, key: dict[str, Any], enabled: bool) -> list[str]:
+        if bool(key.get("enabled")) == enabled:
+            return []
+        self._call(
+            "update_api_key",
+            apiKey=key["id"],
+            patchOperations=[{"op": "replace", "path": "/enabled", "value": "true" if enabled else "false"}],
+        )
+        return ["enabled" if enabled else "disabled"]
