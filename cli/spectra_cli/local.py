@@ -52,3 +52,9 @@ def remember_org(created: dict[str, Any]) -> None:
         {"orgId": created["orgId"], "name": created["name"], "adminKey": created["adminKey"]}
     )
     path.write_text(json.dumps(seed, indent=2), encoding="utf-8")
+
+
+def deliver_local_queues() -> None:
+    """Run what the command queued (an org's usage identifier) now, as the runtime's poller
+    would within a second, so a script can use a new org's key as soon as the command returns."""
+    attach_local_stack().deliver_queued()

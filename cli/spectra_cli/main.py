@@ -1,6 +1,6 @@
 """``spectra`` command line: operators manage organizations; every command prints JSON.
 
-    spectra org create --name NAME [--plan standard] (--stack STACK --region REGION | --local)
+    spectra org create --name NAME [--plan standard] [--no-wait] (--stack STACK --region REGION | --local)
     spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
     spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
     spectra org set-plan ORG_ID --plan PLAN (--stack STACK --region REGION | --local)
@@ -20,7 +20,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,8 +44,16 @@ from spectra.provisioning import (
     build_provisioner,
 )
 from spectra.ratelimits.plans import DEFAULT_PLAN, PLANS, Tier
-from spectra_cli.local import LocalRuntimeNotRunning, attach_local_stack, local_settings, remember_org
+from spectra_cli.local import (
+    LocalRuntimeNotRunning,
+    attach_local_stack,
+    deliver_local_queues,
+    local_settings,
+    remember_org,
+)
 from spectra_cli.stack import StackNotReady, scheduled_function_name, settings_from_stack
+
+IDENTIFIER_WAIT_SECONDS = 60
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     create = with_target(commands.add_parser("create", help="create an org and its first admin key"))
     create.add_argument("--name", required=True)
     create.add_argument("--plan", default=DEFAULT_PLAN, choices=sorted(PLANS))
+    create.add_argument(
+        "--no-wait", action="store_true", help="return before the org's usage identifier is attached (keys 403 until)"
+    )
     with_target(commands.add_parser("list", help="list orgs"))
     for verb in ("suspend", "resume", "show"):
         command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
@@ -180,6 +192,8 @@ def org_command(args: argparse.Namespace) -> OrgCommand:
         return SetPlan(orgId=args.org_id, plan=args.plan)
     if args.command == "set-limits":
         if args.clear:
+            if args.burst is not None:
+                raise ValidationFailed.single("burst", "--clear takes no --burst: it restores the plan's limit")
             return SetLimits(orgId=args.org_id, limits={Tier(args.tier): None})
         if args.burst is None:
             raise ValidationFailed.single("burst", "--burst is required with --requests-per-minute")
@@ -192,11 +206,25 @@ def org_command(args: argparse.Namespace) -> OrgCommand:
     return OrgAction(action=_ORG_ACTIONS[args.command], orgId=args.org_id)
 
 
-def run(args: argparse.Namespace, provisioner: Provisioner) -> Any:
-    """Carry out one parsed ``org`` command."""
+def run(args: argparse.Namespace, provisioner: Provisioner, *, clock: Callable[[], float] = time.monotonic) -> Any:
+    """Carry out one parsed ``org`` command.
+
+    A new org's keys work once the usage identifier worker has attached its usage identifier
+    (seconds): ``create`` waits for that, so the key it prints can be used at once.
+    """
     result = provisioner.run(org_command(args))
-    if args.command == "create" and args.local:
-        remember_org(result)
+    if args.local:
+        if args.command == "create":
+            remember_org(result)
+        with _function_output_to_stderr():
+            deliver_local_queues()
+    if args.command == "create" and not args.no_wait:
+        deadline = clock() + IDENTIFIER_WAIT_SECONDS
+        while (state := provisioner.describe(result["orgId"])["usageIdentifier"]) != "attached":
+            if clock() >= deadline:
+                break
+            time.sleep(1)
+        result["usageIdentifier"] = state
     return result
 
 

@@ -5,7 +5,10 @@
 - the ratio of the medians: the local runtime's overhead;
 - authorizer invocations and credential-store reads per 1,000 requests on a warm container;
 - telemetry: requests and capacity of an ingest and of a binned 30-day query, and the import
-  time of each telemetry function (``bench_telemetry``).
+  time of each telemetry function (``bench_telemetry``);
+- the rate limiter: DynamoDB requests per API request and latency, on and off (``bench_ratelimits``).
+
+The demo org is moved to the enterprise plan first: the figures take thousands of requests.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spectra_local.bench_ratelimits import limiter_figures
 from spectra_local.bench_telemetry import telemetry_figures
 from spectra_local.runtime import LocalRuntime, configure_logging
 
@@ -56,6 +60,7 @@ def main() -> int:
         server.start()
         key = seed["orgs"][0]["adminKey"]
         assert runtime.stack is not None
+        runtime.stack.provision({"action": "set_plan", "orgId": seed["orgs"][0]["orgId"], "plan": "enterprise"})
         gateway = runtime.stack.gateway
         authorizer = runtime.stack.function("authorizer").load().authorizer
         store_reads = 0
@@ -97,6 +102,7 @@ def main() -> int:
         event = captured["event"]
         direct = _measure(lambda: organization.invoke(event), REQUESTS)
         telemetry = telemetry_figures(runtime, key)
+        limiter = limiter_figures(runtime)
 
         runtime.stop()
         server.join(timeout=30)
@@ -107,6 +113,7 @@ def main() -> int:
     print(f"  authorizer invocations per {REQUESTS}        {authorizer_calls} (result cached for the template's TTL)")
     print(f"  credential-store reads per {REQUESTS}       {reads}")
     telemetry.print()
+    limiter.print()
     return 0
 
 

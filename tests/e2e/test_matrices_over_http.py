@@ -29,7 +29,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _org(runtime: RunningRuntime, name: str) -> Org:
-    created = runtime.spectra("org", "create", "--name", name)
+    """An org on the enterprise plan: a matrix sends hundreds of requests within seconds."""
+    created = runtime.spectra("org", "create", "--name", name, "--plan", "enterprise")
     return Org(
         org_id=created["orgId"], name=created["name"], admin_key=created["adminKey"], admin_key_id=created["adminKeyId"]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -140,14 +141,43 @@ def test_suspending_an_unknown_org_is_not_found(stack: LocalStack, org_id: str) 
 # -- the operator CLI -------------------------------------------------------------------------
 
 
-def test_cli_create_prints_the_org_as_json(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], provisioner: Provisioner
+def test_cli_create_prints_the_org_once_its_usage_identifier_is_attached(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], provisioner: Provisioner, stack: LocalStack
 ) -> None:
+    waits: list[float] = []
+
+    def worker_runs_meanwhile(seconds: float) -> None:
+        waits.append(seconds)
+        stack.deliver_queued()
+
+    monkeypatch.setattr(time, "sleep", worker_runs_meanwhile)
     code, printed = run_cli(monkeypatch, capsys, provisioner, "create", "--name", "Initech")
 
     assert code == 0
-    assert printed.keys() == {"orgId", "name", "plan", "status", "createdAt", "adminKeyId", "adminKey"}
+    assert printed.keys() == {
+        "orgId",
+        "name",
+        "plan",
+        "status",
+        "createdAt",
+        "adminKeyId",
+        "adminKey",
+        "usageIdentifier",
+    }
     assert printed["name"] == "Initech"
+    assert printed["usageIdentifier"] == "attached"
+    assert waits == [1]
+    assert stack.request("GET", "/v2/organization", key=printed["adminKey"]).status == 200
+
+
+def test_cli_create_no_wait_returns_while_the_identifier_is_pending(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], provisioner: Provisioner, stack: LocalStack
+) -> None:
+    code, printed = run_cli(monkeypatch, capsys, provisioner, "create", "--name", "Initech", "--no-wait")
+
+    assert code == 0
+    assert "usageIdentifier" not in printed
+    assert stack.request("GET", "/v2/organization", key=printed["adminKey"]).status == 403
 
 
 def test_cli_list_prints_every_org_as_json(
@@ -178,7 +208,7 @@ def test_cli_reports_an_unknown_org_as_a_json_error(
 
 
 def test_cli_run_creates_orgs_with_a_provisioner(provisioner: Provisioner) -> None:
-    args = cli._parser().parse_args(["org", "create", "--name", "Initech", *TARGET])
+    args = cli._parser().parse_args(["org", "create", "--name", "Initech", "--no-wait", *TARGET])
 
     result = cli.run(args, provisioner)
 

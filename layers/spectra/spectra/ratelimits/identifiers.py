@@ -105,8 +105,10 @@ class UsageIdentifiers:
         recorded_id = profile.get("usageApiKeyId")
         key = self._existing_key(str(recorded_id)) if recorded_id else None
         if profile.get("status") == ORG_DELETED:
-            if key is not None:
-                self._call("delete_api_key", apiKey=key["id"])
+            # The recorded key, and any an interrupted run created without recording it.
+            leftovers = [item for item in self._keys_named(org_id) if key is None or item["id"] != key["id"]]
+            for doomed in ([key] if key is not None else []) + leftovers:
+                self._call("delete_api_key", apiKey=doomed["id"])
                 done.append("deleted")
             if recorded_id:
                 self._facts.change(org, {"usageApiKeyId": None, "usageIdentifierKey": None})
@@ -132,15 +134,21 @@ class UsageIdentifiers:
         except self._apigateway.exceptions.NotFoundException:
             return None
 
-    def _find_or_create_key(self, org_id: str, value: str | None) -> tuple[dict[str, Any], str]:
-        """The org's API key: one a previous, interrupted run created, else a new one."""
+    def _keys_named(self, org_id: str) -> list[dict[str, Any]]:
+        """The API keys named for this org (``nameQuery`` matches a prefix: keep exact names)."""
         name = identifier_name(org_id)
         found = self._call("get_api_keys", nameQuery=name, includeValues=True, limit=500)
-        for item in found.get("items", []):
-            if item.get("name") == name and item.get("value"):
-                return dict(item), "adopted"
+        return [dict(item) for item in found.get("items", []) if item.get("name") == name]
+
+    def _find_or_create_key(self, org_id: str, value: str | None) -> tuple[dict[str, Any], str]:
+        """The org's API key: one a previous, interrupted run created, else a new one."""
+        for item in self._keys_named(org_id):
+            if item.get("value"):
+                return item, "adopted"
         value = value or "".join(secrets.choice(BASE62) for _ in range(IDENTIFIER_LENGTH))
-        created = self._call("create_api_key", name=name, enabled=True, value=value, tags={"org": org_id})
+        created = self._call(
+            "create_api_key", name=identifier_name(org_id), enabled=True, value=value, tags={"org": org_id}
+        )
         return {"id": created["id"], "value": value, "enabled": True}, "created"
 
     def _place_in_plan(self, api_key_id: str, wanted_plan_id: str) -> list[str]:
