@@ -4,7 +4,7 @@
     spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
     spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
     spectra org set-plan ORG_ID --plan PLAN (--stack STACK --region REGION | --local)
-    spectra org set-limits ORG_ID --tier TIER (--requests-per-minute N --burst N | --clear) (...)
+    spectra org set-limits ORG_ID --tier TIER (--rate-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
 
 ``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     set_limits.add_argument("org_id", metavar="ORG_ID")
     set_limits.add_argument("--tier", required=True, choices=[tier.value for tier in Tier])
     override = set_limits.add_mutually_exclusive_group(required=True)
-    override.add_argument("--requests-per-minute", type=int, metavar="N", help="sustained rate (needs --burst)")
+    override.add_argument("--rate-per-minute", type=int, metavar="N", help="sustained rate (needs --burst)")
     override.add_argument("--clear", action="store_true", help="back to the plan's limit for this tier")
     set_limits.add_argument("--burst", type=int, metavar="N", help="bucket size")
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
@@ -196,8 +196,8 @@ def org_command(args: argparse.Namespace) -> OrgCommand:
                 raise ValidationFailed.single("burst", "--clear takes no --burst: it restores the plan's limit")
             return SetLimits(orgId=args.org_id, limits={Tier(args.tier): None})
         if args.burst is None:
-            raise ValidationFailed.single("burst", "--burst is required with --requests-per-minute")
-        override = TierLimitOverride(requestsPerMinute=args.requests_per_minute, burst=args.burst)
+            raise ValidationFailed.single("burst", "--burst is required with --rate-per-minute")
+        override = TierLimitOverride(ratePerMinute=args.rate_per_minute, burst=args.burst)
         return SetLimits(orgId=args.org_id, limits={Tier(args.tier): override})
     if args.command == "delete":
         return DeleteOrg(orgId=args.org_id, confirm=args.confirm)

@@ -37,7 +37,7 @@ def render_usage_plans() -> str:
     ]
     for plan in PLANS.values():
         tiers = ", ".join(
-            f"{tier.value} {plan.limit(tier).requests_per_minute}/min burst {plan.limit(tier).burst}" for tier in Tier
+            f"{tier.value} {plan.limit(tier).rate_per_minute}/min burst {plan.limit(tier).burst}" for tier in Tier
         )
         blocks.append(
             f"  {usage_plan_logical_id(plan)}:\n"
@@ -65,7 +65,7 @@ def render_readme_table() -> str:
         "|---|---|---|---|",
     ]
     for plan in PLANS.values():
-        cells = [f"{plan.limit(tier).requests_per_minute:,}/min, burst {plan.limit(tier).burst:,}" for tier in Tier]
+        cells = [f"{plan.limit(tier).rate_per_minute:,}/min, burst {plan.limit(tier).burst:,}" for tier in Tier]
         edge = plan.edge
         rows.append(
             f"| `{plan.name}` | {cells[0]} | {cells[1]} | "

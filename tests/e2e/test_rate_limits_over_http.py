@@ -73,7 +73,7 @@ def metered_org(runtime: RunningRuntime, name: str) -> str:
         created["orgId"],
         "--tier",
         "standard",
-        "--requests-per-minute",
+        "--rate-per-minute",
         str(RATE_PER_MINUTE),
         "--burst",
         str(BURST),
@@ -124,6 +124,6 @@ def test_a_refused_request_says_which_limit_and_when_to_retry(runtime: RunningRu
     problem = refused.json()
     assert problem["code"] == "rate_limited"
     assert problem["tier"] == "standard"
-    assert problem["limit"] == {"requestsPerMinute": RATE_PER_MINUTE, "burst": BURST}
+    assert problem["limit"] == {"ratePerMinute": RATE_PER_MINUTE, "burst": BURST}
     assert refused.headers["Retry-After"] == str(problem["retryAfterSeconds"])
     assert refused.headers["RateLimit-Remaining"] == "0"

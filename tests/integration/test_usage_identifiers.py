@@ -409,7 +409,7 @@ def test_each_lifecycle_command_only_queues_the_org(
 
 def test_set_limits_leaves_the_identifier_alone(stack: LocalStack, org: Org) -> None:
     """Overrides live below the plan's edge, so the key stays where it is and nothing is queued."""
-    limits = {"standard": {"requestsPerMinute": 30, "burst": 50}}
+    limits = {"standard": {"ratePerMinute": 30, "burst": 50}}
 
     invoke_provisioning(stack, {"action": "set_limits", "orgId": org.org_id, "limits": limits})
 

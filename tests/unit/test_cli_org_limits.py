@@ -102,10 +102,10 @@ def test_set_plan_refuses_incomplete_or_unknown_arguments(
 @pytest.mark.parametrize("tier", list(Tier))
 def test_set_limits_builds_an_override_of_one_tier(tier: Tier) -> None:
     command = command_for(
-        "set-limits", ORG_ID, "--tier", tier.value, "--requests-per-minute", "120", "--burst", "150", "--local"
+        "set-limits", ORG_ID, "--tier", tier.value, "--rate-per-minute", "120", "--burst", "150", "--local"
     )
 
-    expected = SetLimits(orgId=ORG_ID, limits={tier: TierLimitOverride(requestsPerMinute=120, burst=150)})
+    expected = SetLimits(orgId=ORG_ID, limits={tier: TierLimitOverride(ratePerMinute=120, burst=150)})
     assert command == expected
     assert as_the_function_parses_it(command) == expected
 
@@ -128,7 +128,7 @@ def test_set_limits_runs_the_command_and_prints_its_result(
         ORG_ID,
         "--tier",
         "data-read",
-        "--requests-per-minute",
+        "--rate-per-minute",
         "300",
         "--burst",
         "400",
@@ -137,15 +137,27 @@ def test_set_limits_runs_the_command_and_prints_its_result(
 
     assert code == 0
     (command,) = provisioner.commands
-    assert command.limits == {Tier.DATA_READ: TierLimitOverride(requestsPerMinute=300, burst=400)}
-    assert printed["ran"]["limits"] == {"data-read": {"requestsPerMinute": 300, "burst": 400}}
+    assert command.limits == {Tier.DATA_READ: TierLimitOverride(ratePerMinute=300, burst=400)}
+    assert printed["ran"]["limits"] == {"data-read": {"ratePerMinute": 300, "burst": 400}}
 
 
 def test_set_limits_with_a_rate_but_no_burst_is_an_error_naming_burst(
     capsys: pytest.CaptureFixture[str], provisioner: RecordingProvisioner
 ) -> None:
     code, printed, error = run_cli(
-        capsys, "set-limits", ORG_ID, "--tier", "standard", "--requests-per-minute", "120", *TARGETS["stack"]
+        capsys, "set-limits", ORG_ID, "--tier", "standard", "--rate-per-minute", "120", *TARGETS["stack"]
+    )
+
+    assert (code, printed) == (1, None)
+    assert provisioner.commands == []
+    assert [problem["field"] for problem in error["error"]["errors"]] == ["burst"]
+
+
+def test_set_limits_clear_with_a_burst_is_an_error_not_a_silently_ignored_flag(
+    capsys: pytest.CaptureFixture[str], provisioner: RecordingProvisioner
+) -> None:
+    code, printed, error = run_cli(
+        capsys, "set-limits", ORG_ID, "--tier", "standard", "--clear", "--burst", "10", *TARGETS["stack"]
     )
 
     assert (code, printed) == (1, None)
@@ -161,7 +173,7 @@ def test_set_limits_with_a_rate_but_no_burst_is_an_error_naming_burst(
 def test_set_limits_out_of_range_is_an_error_before_anything_runs(
     capsys: pytest.CaptureFixture[str], provisioner: RecordingProvisioner, rate: str, burst: str
 ) -> None:
-    argv = ["set-limits", ORG_ID, "--tier", "standard", "--requests-per-minute", rate, "--burst", burst]
+    argv = ["set-limits", ORG_ID, "--tier", "standard", "--rate-per-minute", rate, "--burst", burst]
 
     code, printed, error = run_cli(capsys, *argv, *TARGETS["stack"])
 
@@ -173,12 +185,12 @@ def test_set_limits_out_of_range_is_an_error_before_anything_runs(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["set-limits", ORG_ID, "--tier", "standard", "--clear", "--requests-per-minute", "120", "--local"],
+        ["set-limits", ORG_ID, "--tier", "standard", "--clear", "--rate-per-minute", "120", "--local"],
         ["set-limits", ORG_ID, "--tier", "standard", "--burst", "150", "--local"],
         ["set-limits", ORG_ID, "--tier", "standard", "--local"],
         ["set-limits", ORG_ID, "--tier", "bulk", "--clear", "--local"],
         ["set-limits", ORG_ID, "--clear", "--local"],
-        ["set-limits", ORG_ID, "--tier", "standard", "--requests-per-minute", "fast", "--burst", "1", "--local"],
+        ["set-limits", ORG_ID, "--tier", "standard", "--rate-per-minute", "fast", "--burst", "1", "--local"],
         ["set-limits", ORG_ID, "--tier", "standard", "--clear"],
     ],
     ids=["clear-and-rate", "burst-alone", "neither", "unknown-tier", "no-tier", "not-a-number", "no-target"],

@@ -84,7 +84,7 @@ def test_each_edge_lets_every_tier_reach_its_own_limit() -> None:
     """The edge is a backstop: it must never refuse what the exact buckets still allow."""
     for plan in PLANS.values():
         throttle = USAGE_PLANS[logical_id(plan)]["Properties"]["Throttle"]
-        assert float(throttle["RateLimit"]) * 60 >= sum(plan.limit(t).requests_per_minute for t in Tier) - 1e-6
+        assert float(throttle["RateLimit"]) * 60 >= sum(plan.limit(t).rate_per_minute for t in Tier) - 1e-6
         assert throttle["BurstLimit"] >= sum(plan.limit(t).burst for t in Tier)
 
 
@@ -141,7 +141,7 @@ def test_the_readme_row_of_each_plan_states_its_limits(name: str) -> None:
     plan = PLANS[name]
     cells = readme_plan_rows()[name]
 
-    tiers = [f"{plan.limit(t).requests_per_minute:,}/min, burst {plan.limit(t).burst:,}" for t in Tier]
+    tiers = [f"{plan.limit(t).rate_per_minute:,}/min, burst {plan.limit(t).burst:,}" for t in Tier]
     edge_rate = plan.edge.rate_per_second
     rate = str(int(edge_rate)) if float(edge_rate).is_integer() else str(edge_rate)
     assert cells == [*tiers, f"{rate}/s, burst {plan.edge.burst:,}, {plan.edge.daily_quota:,}/day"]

@@ -22,8 +22,8 @@ def test_the_standard_plan_has_the_contracts_limits() -> None:
     standard = PLANS["standard"]
 
     assert DEFAULT_PLAN == "standard"
-    assert standard.limit(Tier.STANDARD) == TierLimit(requests_per_minute=60, burst=100)
-    assert standard.limit(Tier.DATA_READ) == TierLimit(requests_per_minute=600, burst=1_000)
+    assert standard.limit(Tier.STANDARD) == TierLimit(rate_per_minute=60, burst=100)
+    assert standard.limit(Tier.DATA_READ) == TierLimit(rate_per_minute=600, burst=1_000)
 
 
 def test_there_is_a_higher_plan_that_raises_both_tiers() -> None:
@@ -32,7 +32,7 @@ def test_there_is_a_higher_plan_that_raises_both_tiers() -> None:
         plan
         for plan in PLANS.values()
         if all(
-            plan.limit(tier).requests_per_minute > standard.limit(tier).requests_per_minute
+            plan.limit(tier).rate_per_minute > standard.limit(tier).rate_per_minute
             and plan.limit(tier).burst > standard.limit(tier).burst
             for tier in Tier
         )
@@ -50,7 +50,7 @@ def test_the_edge_is_every_tier_together_with_a_day_of_both_at_full_rate() -> No
 
 
 def test_overrides_replace_only_their_tier() -> None:
-    override = TierLimit(requests_per_minute=120, burst=150)
+    override = TierLimit(rate_per_minute=120, burst=150)
 
     limits = effective_limits("standard", {Tier.STANDARD: override})
 
@@ -69,19 +69,17 @@ def test_plan_named_refuses_an_unknown_plan_with_a_field_error() -> None:
 
 
 def test_overrides_round_trip_through_their_stored_form() -> None:
-    overrides = {Tier.DATA_READ: TierLimit(requests_per_minute=900, burst=1_000)}
+    overrides = {Tier.DATA_READ: TierLimit(rate_per_minute=900, burst=1_000)}
 
     document = overrides_document(overrides)
 
-    assert document == {"data-read": {"requestsPerMinute": 900, "burst": 1_000}}
+    assert document == {"data-read": {"ratePerMinute": 900, "burst": 1_000}}
     assert parse_overrides(document) == overrides
-    assert parse_overrides('{"data-read": {"requestsPerMinute": 900, "burst": 1000}}') == overrides
+    assert parse_overrides('{"data-read": {"ratePerMinute": 900, "burst": 1000}}') == overrides
     assert parse_overrides("") == {}
 
 
-@pytest.mark.parametrize(
-    "raw", ['{"premium": {"requestsPerMinute": 1, "burst": 1}}', '{"standard": {"burst": 1}}', "[]"]
-)
+@pytest.mark.parametrize("raw", ['{"premium": {"ratePerMinute": 1, "burst": 1}}', '{"standard": {"burst": 1}}', "[]"])
 def test_malformed_overrides_are_refused(raw: str) -> None:
     with pytest.raises((ValueError, KeyError)):
         parse_overrides(raw)
@@ -90,8 +88,8 @@ def test_malformed_overrides_are_refused(raw: str) -> None:
 def test_overrides_beyond_the_plans_edge_are_refused() -> None:
     standard = PLANS["standard"]
 
-    check_overrides_fit(standard, {Tier.STANDARD: TierLimit(requests_per_minute=60, burst=100)})
+    check_overrides_fit(standard, {Tier.STANDARD: TierLimit(rate_per_minute=60, burst=100)})
     with pytest.raises(ValidationFailed):
-        check_overrides_fit(standard, {Tier.STANDARD: TierLimit(requests_per_minute=6_000, burst=100)})
+        check_overrides_fit(standard, {Tier.STANDARD: TierLimit(rate_per_minute=6_000, burst=100)})
     with pytest.raises(ValidationFailed):
-        check_overrides_fit(standard, {Tier.DATA_READ: TierLimit(requests_per_minute=600, burst=5_000)})
+        check_overrides_fit(standard, {Tier.DATA_READ: TierLimit(rate_per_minute=600, burst=5_000)})

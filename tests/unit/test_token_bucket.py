@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from spectra.ratelimits.bucket import MICROS, Admission, admit, level
+from spectra.ratelimits.bucket import MICROS, Admission, admit, level, rescaled
 from spectra.ratelimits.plans import Tier, TierLimit
 
-STANDARD = TierLimit(requests_per_minute=60, burst=100)  # one token a second
+STANDARD = TierLimit(rate_per_minute=60, burst=100)  # one token a second
 T0 = 1_800_000_000 * MICROS
 
 
@@ -53,7 +53,7 @@ def test_refill_never_exceeds_the_burst() -> None:
 
 
 def test_accepted_requests_over_time_are_burst_plus_rate_times_elapsed() -> None:
-    limit = TierLimit(requests_per_minute=600, burst=20)  # ten a second
+    limit = TierLimit(rate_per_minute=600, burst=20)  # ten a second
     tat: int | None = None
     admitted = 0
     for step in range(0, 5_000_001, 1_000):  # a request every millisecond for five seconds
@@ -75,7 +75,7 @@ def test_a_refused_request_leaves_the_bucket_as_it_was() -> None:
 
 
 def test_retry_after_is_rounded_up_to_whole_seconds_and_is_never_early() -> None:
-    limit = TierLimit(requests_per_minute=7, burst=1)  # a token every 8.571 s
+    limit = TierLimit(rate_per_minute=7, burst=1)  # a token every 8.571 s
     first = admit(Tier.STANDARD, limit, None, T0)
 
     refused = admit(Tier.STANDARD, limit, first.tat_us, T0 + 1_000)
@@ -86,7 +86,7 @@ def test_retry_after_is_rounded_up_to_whole_seconds_and_is_never_early() -> None
 
 
 def test_retry_after_is_at_least_one_second() -> None:
-    limit = TierLimit(requests_per_minute=600_000, burst=1)  # a token every 100 µs
+    limit = TierLimit(rate_per_minute=600_000, burst=1)  # a token every 100 µs
     first = admit(Tier.STANDARD, limit, None, T0)
 
     refused = admit(Tier.STANDARD, limit, first.tat_us, T0)
@@ -143,4 +143,31 @@ def test_headers_name_the_tier_limit_and_add_retry_after_only_when_refused() -> 
 @pytest.mark.parametrize(("rpm", "burst"), [(0, 1), (1, 0), (600_001, 1), (1, 100_001)])
 def test_limits_outside_their_bounds_are_refused(rpm: int, burst: int) -> None:
     with pytest.raises(ValueError, match="must be 1-"):
-        TierLimit(requests_per_minute=rpm, burst=burst)
+        TierLimit(rate_per_minute=rpm, burst=burst)
+
+
+def test_a_backlog_is_converted_to_a_new_interval_keeping_the_tokens_owed() -> None:
+    slow = TierLimit(rate_per_minute=1, burst=5)
+    _, tat = drain(slow, 5, T0)
+    assert tat is not None
+
+    converted = rescaled(tat, slow.interval_us, STANDARD, T0)
+
+    assert converted == T0 + 5 * STANDARD.interval_us
+    assert admit(Tier.STANDARD, STANDARD, converted, T0).remaining == 94
+
+
+def test_a_backlog_at_the_same_interval_or_a_full_bucket_is_left_as_it_is() -> None:
+    assert rescaled(T0 + 7, STANDARD.interval_us, STANDARD, T0) == T0 + 7
+    assert rescaled(T0 - 7, 1, STANDARD, T0) == T0 - 7
+    assert rescaled(None, None, STANDARD, T0) is None
+    assert rescaled(T0 + 7, None, STANDARD, T0) == T0 + 7
+
+
+def test_lowering_the_rate_converts_the_debt_upwards_never_forgiving_it() -> None:
+    fast = TierLimit(rate_per_minute=6_000, burst=100)  # 10 ms a token
+    _, tat = drain(fast, 3, T0)
+
+    converted = rescaled(tat, fast.interval_us, STANDARD, T0)
+
+    assert converted == T0 + 3 * STANDARD.interval_us

@@ -35,7 +35,7 @@ from spectra.ratelimits.identifiers import UsageIdentifierRequests
 from spectra.ratelimits.plans import (
     DEFAULT_PLAN,
     MAX_BURST,
-    MAX_REQUESTS_PER_MINUTE,
+    MAX_RATE_PER_MINUTE,
     Tier,
     TierLimit,
     check_overrides_fit,
@@ -83,7 +83,7 @@ class SetPlan(_Command):
 
 
 class TierLimitOverride(_Command):
-    requestsPerMinute: int = Field(ge=1, le=MAX_REQUESTS_PER_MINUTE)
+    ratePerMinute: int = Field(ge=1, le=MAX_RATE_PER_MINUTE)
     burst: int = Field(ge=1, le=MAX_BURST)
 
 
@@ -236,7 +236,7 @@ class Provisioner:
             if limit is None:
                 overrides.pop(tier, None)
             else:
-                overrides[tier] = TierLimit(requests_per_minute=limit.requestsPerMinute, burst=limit.burst)
+                overrides[tier] = TierLimit(rate_per_minute=limit.ratePerMinute, burst=limit.burst)
         check_overrides_fit(plan_named(str(profile.get("plan", DEFAULT_PLAN))), overrides)
         updated = self._facts.change(org, {"limitOverrides": overrides_document(overrides) or None})
         return _public_profile(updated)

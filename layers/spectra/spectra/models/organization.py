@@ -66,7 +66,7 @@ class TierLimits(ResponseModel):
     """One tier's limit and where the org's bucket stands now."""
 
     tier: str = Field(description="standard or data-read")
-    requestsPerMinute: int = Field(description="Sustained rate")
+    ratePerMinute: int = Field(description="Sustained rate")
     burst: int = Field(description="Bucket size: requests allowed at once")
     source: Literal["plan", "override"] = Field(description="Whether the org's plan or an override sets it")
     remaining: int = Field(description="Requests that would be admitted right now")

@@ -7,6 +7,11 @@ one token is left, i.e. when ``max(tat, now) + T - now <= B * T``; admitting mov
 ``max(tat, now) + T``. Refill is continuous (no ticks), a refused request changes nothing, and
 a bucket that is full is the same as no bucket at all (so idle buckets can expire).
 
+The backlog ``tat - now`` is measured in time at the interval that built it, so the bucket also
+stores that interval: when the org's limit changes, the backlog is converted to the new interval
+first (``rescaled``), keeping the number of tokens owed; otherwise a raise from 1/min to 60/min
+would read a 5-token debt as a 300-token one.
+
 Times are integer microseconds since the epoch.
 """
 
@@ -104,3 +109,12 @@ def _retry_after(backlog_us: int, limit: TierLimit) -> int:
     """Whole seconds (at least 1) until one token is back: never an instant too early."""
     wait = backlog_us - (limit.burst - 1) * limit.interval_us
     return max(1, _ceil_seconds(wait))
+
+
+def rescaled(tat_us: int | None, stored_interval_us: int | None, limit: TierLimit, now_us: int) -> int | None:
+    """``tat`` as the current limit reads it: the tokens owed kept, their time converted from the
+    interval that built the backlog (``None`` or the same interval: unchanged)."""
+    if tat_us is None or tat_us <= now_us or not stored_interval_us or stored_interval_us == limit.interval_us:
+        return tat_us
+    owed_us = tat_us - now_us
+    return now_us + -(-owed_us * limit.interval_us // stored_interval_us)

@@ -55,7 +55,7 @@ def refusal(admission: Admission) -> RateLimited:
     """The 429 for a refused request: which tier, its limit, and when to come back."""
     limit = admission.limit
     return RateLimited(
-        f"The organization's {admission.tier.value} rate limit ({limit.requests_per_minute} requests/min, "
+        f"The organization's {admission.tier.value} rate limit ({limit.rate_per_minute} requests/min, "
         f"burst {limit.burst}) is used up; retry in {admission.retry_after_seconds} s.",
         extra={
             "tier": admission.tier.value,

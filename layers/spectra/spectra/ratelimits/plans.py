@@ -20,7 +20,7 @@ from typing import Any
 from spectra.errors import FieldError, ValidationFailed
 
 MINUTES_PER_DAY = 24 * 60
-MAX_REQUESTS_PER_MINUTE = 600_000
+MAX_RATE_PER_MINUTE = 600_000
 MAX_BURST = 100_000
 
 
@@ -33,28 +33,28 @@ class Tier(StrEnum):
 
 @dataclass(frozen=True)
 class TierLimit:
-    """A token bucket: ``burst`` tokens at most, refilled at ``requests_per_minute``."""
+    """A token bucket: ``burst`` tokens at most, refilled at ``rate_per_minute``."""
 
-    requests_per_minute: int
+    rate_per_minute: int
     burst: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.requests_per_minute <= MAX_REQUESTS_PER_MINUTE:
-            raise ValueError(f"requests_per_minute must be 1-{MAX_REQUESTS_PER_MINUTE}")
+        if not 1 <= self.rate_per_minute <= MAX_RATE_PER_MINUTE:
+            raise ValueError(f"rate_per_minute must be 1-{MAX_RATE_PER_MINUTE}")
         if not 1 <= self.burst <= MAX_BURST:
             raise ValueError(f"burst must be 1-{MAX_BURST}")
 
     @property
     def interval_us(self) -> int:
         """Microseconds between two tokens of the sustained rate."""
-        return max(1, round(60_000_000 / self.requests_per_minute))
+        return max(1, round(60_000_000 / self.rate_per_minute))
 
     def as_dict(self) -> dict[str, int]:
-        return {"requestsPerMinute": self.requests_per_minute, "burst": self.burst}
+        return {"ratePerMinute": self.rate_per_minute, "burst": self.burst}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TierLimit:
-        return cls(requests_per_minute=int(raw["requestsPerMinute"]), burst=int(raw["burst"]))
+        return cls(rate_per_minute=int(raw["ratePerMinute"]), burst=int(raw["burst"]))
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Plan:
 
     @property
     def edge(self) -> EdgeLimits:
-        per_minute = sum(limit.requests_per_minute for limit in self.limits.values())
+        per_minute = sum(limit.rate_per_minute for limit in self.limits.values())
         return EdgeLimits(
             rate_per_second=round(per_minute / 60, 3),
             burst=sum(limit.burst for limit in self.limits.values()),
@@ -98,24 +98,24 @@ PLANS: dict[str, Plan] = {
             name="standard",
             description="Default plan",
             limits={
-                Tier.STANDARD: TierLimit(requests_per_minute=60, burst=100),
-                Tier.DATA_READ: TierLimit(requests_per_minute=600, burst=1_000),
+                Tier.STANDARD: TierLimit(rate_per_minute=60, burst=100),
+                Tier.DATA_READ: TierLimit(rate_per_minute=600, burst=1_000),
             },
         ),
         Plan(
             name="professional",
             description="Ten times the standard rates",
             limits={
-                Tier.STANDARD: TierLimit(requests_per_minute=600, burst=1_000),
-                Tier.DATA_READ: TierLimit(requests_per_minute=6_000, burst=5_000),
+                Tier.STANDARD: TierLimit(rate_per_minute=600, burst=1_000),
+                Tier.DATA_READ: TierLimit(rate_per_minute=6_000, burst=5_000),
             },
         ),
         Plan(
             name="enterprise",
             description="Twenty times the standard rates",
             limits={
-                Tier.STANDARD: TierLimit(requests_per_minute=1_200, burst=2_000),
-                Tier.DATA_READ: TierLimit(requests_per_minute=12_000, burst=10_000),
+                Tier.STANDARD: TierLimit(rate_per_minute=1_200, burst=2_000),
+                Tier.DATA_READ: TierLimit(rate_per_minute=12_000, burst=10_000),
             },
         ),
     )
@@ -140,7 +140,7 @@ LimitOverrides = Mapping[Tier, TierLimit]
 
 
 def parse_overrides(raw: str | Mapping[str, Any] | None) -> dict[Tier, TierLimit]:
-    """Per-tier overrides as stored (``{"data-read": {"requestsPerMinute": .., "burst": ..}}``),
+    """Per-tier overrides as stored (``{"data-read": {"ratePerMinute": .., "burst": ..}}``),
     given as a mapping or its JSON text; anything malformed raises ``ValueError``."""
     if not raw:
         return {}
@@ -165,7 +165,7 @@ def check_overrides_fit(plan: Plan, overrides: LimitOverrides) -> None:
     """Refuse overrides the plan's edge would cut short: the usage plan throttles the org's
     tiers together, so their combined rate and burst must stay within it."""
     limits = {tier: overrides.get(tier, plan.limit(tier)) for tier in Tier}
-    per_second = sum(limit.requests_per_minute for limit in limits.values()) / 60
+    per_second = sum(limit.rate_per_minute for limit in limits.values()) / 60
     burst = sum(limit.burst for limit in limits.values())
     if per_second > plan.edge.rate_per_second + 1e-9 or burst > plan.edge.burst:
         raise ValidationFailed.single(

@@ -73,7 +73,7 @@ class OrganizationService:
             tiers=[
                 TierLimits(
                     tier=tier.value,
-                    requestsPerMinute=reading.admission.limit.requests_per_minute,
+                    ratePerMinute=reading.admission.limit.rate_per_minute,
                     burst=reading.admission.limit.burst,
                     source="override" if tier in org.limit_overrides else "plan",
                     remaining=reading.admission.remaining,
