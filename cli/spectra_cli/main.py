@@ -1,15 +1,16 @@
 """``spectra`` command line: operators manage organizations; every command prints JSON.
 
     spectra org create --name NAME [--plan standard] [--no-wait] (--stack STACK --region REGION | --local)
-    spectra org list|show|suspend|resume [ORG_ID] (--stack STACK --region REGION | --local)
+    spectra org list|show|suspend|resume|reconcile [ORG_ID] (--stack STACK --region REGION | --local)
     spectra org delete ORG_ID --confirm ORG_ID (--stack STACK --region REGION | --local)
     spectra org set-plan ORG_ID --plan PLAN (--stack STACK --region REGION | --local)
     spectra org set-limits ORG_ID --tier TIER (--rate-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
 
-``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
-credentials); ``--local`` acts on the running local runtime (``make dev``). Both run the same
-provisioning code as the ``provisioning`` function.
+``org create`` exits 3 (after printing the org and its key) when the org's usage identifier is
+still not attached after a minute. ``--stack`` acts on a deployed stack (resources found from
+its outputs, the operator's AWS credentials); ``--local`` acts on the running local runtime
+(``make dev``). Both run the same provisioning code as the ``provisioning`` function.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ from spectra_cli.local import (
 from spectra_cli.stack import StackNotReady, scheduled_function_name, settings_from_stack
 
 IDENTIFIER_WAIT_SECONDS = 60
+IDENTIFIER_PENDING = (
+    "the org was created but its usage identifier is not attached yet, so its keys are refused at "
+    "the edge; check the usage-identifiers queue and alarms, then run `spectra org reconcile ORG_ID`"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-wait", action="store_true", help="return before the org's usage identifier is attached (keys 403 until)"
     )
     with_target(commands.add_parser("list", help="list orgs"))
-    for verb in ("suspend", "resume", "show"):
+    for verb in ("suspend", "resume", "show", "reconcile"):
         command = with_target(commands.add_parser(verb, help=f"{verb} an org"))
         command.add_argument("org_id", metavar="ORG_ID")
     delete = with_target(commands.add_parser("delete", help="revoke every key, remove the org's telemetry store"))
@@ -181,7 +186,12 @@ def _function_output_to_stderr() -> Iterator[None]:
             handler.setStream(sys.stdout)
 
 
-_ORG_ACTIONS = {"show": "describe_org", "suspend": "suspend_org", "resume": "resume_org"}
+_ORG_ACTIONS = {
+    "show": "describe_org",
+    "suspend": "suspend_org",
+    "resume": "resume_org",
+    "reconcile": "reconcile_org",
+}
 
 
 def org_command(args: argparse.Namespace) -> OrgCommand:
@@ -206,7 +216,13 @@ def org_command(args: argparse.Namespace) -> OrgCommand:
     return OrgAction(action=_ORG_ACTIONS[args.command], orgId=args.org_id)
 
 
-def run(args: argparse.Namespace, provisioner: Provisioner, *, clock: Callable[[], float] = time.monotonic) -> Any:
+def run(
+    args: argparse.Namespace,
+    provisioner: Provisioner,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] | None = None,
+) -> Any:
     """Carry out one parsed ``org`` command.
 
     A new org's keys work once the usage identifier worker has attached its usage identifier
@@ -223,7 +239,7 @@ def run(args: argparse.Namespace, provisioner: Provisioner, *, clock: Callable[[
         while (state := provisioner.describe(result["orgId"])["usageIdentifier"]) != "attached":
             if clock() >= deadline:
                 break
-            time.sleep(1)
+            (sleep or time.sleep)(1)
         result["usageIdentifier"] = state
     return result
 
@@ -246,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    if isinstance(result, dict) and result.get("usageIdentifier") == "pending":
+        # The org exists (and its key is printed, once): only the edge does not accept it yet.
+        print(json.dumps({"error": {"detail": IDENTIFIER_PENDING}}), file=sys.stderr)
+        return 3
     return 0
 
 

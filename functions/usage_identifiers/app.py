@@ -1,7 +1,7 @@
 """Usage identifiers: each org's API Gateway key, created and moved at a pace AWS allows.
 
 Provisioning queues an org id whenever the org is created, changes plan, is suspended, resumed
-or deleted; this function (one instance at a time: reserved concurrency 1) reconciles the org's
+or deleted, in a FIFO group per org; this function (two instances at most) reconciles the org's
 identifier with its profile, spacing its API Gateway calls to ``CONTROL_PLANE_CALLS_PER_SECOND``.
 A failed message is retried by SQS (partial batch response), then dead-lettered with an alarm.
 """
@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,7 +34,8 @@ identifiers = UsageIdentifiers(
     OrgFacts(organization_repository(), api_key_repository()),
     ControlPlanePacer(settings.control_plane_calls_per_second),
 )
-processor = BatchProcessor(event_type=EventType.SQS)
+# FIFO: after a failed message the rest of the batch is returned unprocessed, to keep each org's order.
+processor = SqsFifoPartialProcessor()
 
 
 @tracer.capture_method

@@ -91,12 +91,15 @@ def materialize(template: Template, *, region: str, prefix: str = "spectra-local
 
     sqs = boto3.client("sqs", region_name=region)
     queues = template.of_type("AWS::SQS::Queue")
-    for logical_id in queues:
-        url = sqs.create_queue(QueueName=f"{prefix}-{logical_id}")["QueueUrl"]
+    for logical_id, resource in queues.items():
+        fifo = bool(resource.get("Properties", {}).get("FifoQueue"))
+        name = f"{prefix}-{logical_id}" + (".fifo" if fifo else "")
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "false"} if fifo else {}
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         resolver.refs[logical_id] = url
         resolver.attributes[(logical_id, "Arn")] = arn
-        resolver.attributes[(logical_id, "QueueName")] = f"{prefix}-{logical_id}"
+        resolver.attributes[(logical_id, "QueueName")] = name
     for logical_id, resource in queues.items():  # redrive once every queue exists
         redrive = resource.get("Properties", {}).get("RedrivePolicy")
         if redrive:

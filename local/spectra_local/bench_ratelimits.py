@@ -93,6 +93,7 @@ def captured_event(stack: LocalStack, key: str) -> dict[str, Any]:
 
 def limiter_figures(runtime: LocalRuntime) -> LimiterFigures:
     """Run the figures on a new enterprise org (its own buckets, room for every call)."""
+    from spectra import deployment
     from spectra.deployment import org_sessions
 
     assert runtime.stack is not None
@@ -100,7 +101,7 @@ def limiter_figures(runtime: LocalRuntime) -> LimiterFigures:
     event = captured_event(runtime.stack, created["adminKey"])
     organization = runtime.stack.function("organization")
     resolver = organization.load().app
-    limiter = resolver._rate_limiter
+    limiter = deployment.rate_limiter
     bucket_table = organization.environment["RATE_LIMIT_TABLE"]
     client = org_sessions().client(OrgContext.for_operator(created["orgId"]), "dynamodb")
     organization.invoke(event)  # warm: the org's credentials and its bucket exist
@@ -110,7 +111,7 @@ def limiter_figures(runtime: LocalRuntime) -> LimiterFigures:
     counts = {"on": TableCalls(), "off": TableCalls()}
     for _ in range(ROUNDS):
         for mode, samples in (("on", on), ("off", off)):
-            resolver._rate_limiter = limiter if mode == "on" else (lambda: None)
+            resolver.limit_with(limiter if mode == "on" else (lambda: None))
             with counted(client) as calls:
                 for _ in range(CALLS_PER_ROUND):
                     started = time.perf_counter()
@@ -120,7 +121,7 @@ def limiter_figures(runtime: LocalRuntime) -> LimiterFigures:
                         raise RuntimeError(f"unexpected status {result['statusCode']}")
             for table, count in calls.by_table.items():
                 counts[mode].by_table[table] = counts[mode].by_table.get(table, 0) + count
-    resolver._rate_limiter = limiter
+    resolver.limit_with(limiter)
     return LimiterFigures(
         on=on,
         off=off,

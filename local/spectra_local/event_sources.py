@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from spectra_local.functions import LocalFunction
 from spectra_local.template import IntrinsicResolver
 
@@ -54,9 +52,8 @@ def queue_sources(functions: Mapping[str, LocalFunction], resolver: IntrinsicRes
     return sources
 
 
-def deliver(sources: list[QueueSource], *, region: str) -> int:
+def deliver(sources: list[QueueSource], *, sqs: Any, region: str) -> int:
     """Deliver what is waiting on each queue now; returns how many messages were handled."""
-    sqs: Any = boto3.client("sqs", region_name=region)
     handled = 0
     for source in sources:
         for _batch in range(MAX_BATCHES_PER_DELIVERY):

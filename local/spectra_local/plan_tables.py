@@ -1,8 +1,9 @@
 """The template's usage plans and the README's plan table, rendered from the layer's plans.
 
 ``spectra.ratelimits.plans`` is the one definition of every limit. ``make plans`` rewrites the
-generated block of ``template.yaml`` (between ``# BEGIN usage plans`` and ``# END usage plans``)
-and the README table (between ``<!-- BEGIN plans -->`` and ``<!-- END plans -->``);
+generated parts of ``template.yaml`` (the usage plans between ``# BEGIN usage plans`` and
+``# END usage plans``, the worker's usage plan keys between ``# BEGIN/END usage plan keys``, and
+every ``USAGE_PLAN_IDS`` value) and the README table (between ``<!-- BEGIN plans -->`` and ``<!-- END plans -->``);
 ``--check`` (run by the tests) fails when either has drifted from the definitions.
 """
 
@@ -17,6 +18,8 @@ from spectra.ratelimits.plans import PLANS, Plan, Tier
 from spectra_local.template import REPO_ROOT
 
 TEMPLATE_MARKERS = ("  # BEGIN usage plans\n", "  # END usage plans\n")
+PLAN_KEYS_MARKERS = ("                # BEGIN usage plan keys\n", "                # END usage plan keys\n")
+PLAN_IDS = re.compile(r"""!Sub '\{"standard": "\$\{StandardUsagePlan\}"[^']*\}'""")
 README_MARKERS = ("<!-- BEGIN plans -->\n", "<!-- END plans -->\n")
 
 
@@ -58,6 +61,21 @@ def render_usage_plans() -> str:
     return "\n".join(blocks)
 
 
+def render_usage_plan_ids() -> str:
+    """``USAGE_PLAN_IDS`` (and the ``UsagePlanIds`` output): each plan's usage plan id, as JSON."""
+    pairs = ", ".join(f'"{plan.name}": "${{{usage_plan_logical_id(plan)}}}"' for plan in PLANS.values())
+    return f"!Sub '{{{pairs}}}'"
+
+
+def render_usage_plan_keys() -> str:
+    """The worker's IAM resources: the keys of every plan's usage plan, and no other."""
+    return "".join(
+        "                - !Sub arn:${AWS::Partition}:apigateway:${AWS::Region}::/usageplans/"
+        f"${{{usage_plan_logical_id(plan)}}}/keys*\n"
+        for plan in PLANS.values()
+    )
+
+
 def render_readme_table() -> str:
     """The README's table of plans and tiers."""
     rows = [
@@ -86,8 +104,13 @@ def rendered_files(root: Path = REPO_ROOT) -> dict[Path, str]:
     """Each generated file with its generated parts as the definitions say they should be."""
     template = root / "template.yaml"
     readme = root / "README.md"
+    template_text = _replace_between(template.read_text(encoding="utf-8"), TEMPLATE_MARKERS, render_usage_plans())
+    template_text = _replace_between(template_text, PLAN_KEYS_MARKERS, render_usage_plan_keys())
+    if not PLAN_IDS.search(template_text):
+        raise ValueError('no USAGE_PLAN_IDS value (!Sub \'{"standard": "${StandardUsagePlan}", ...}\') found')
+    template_text = PLAN_IDS.sub(lambda _m: render_usage_plan_ids(), template_text)
     return {
-        template: _replace_between(template.read_text(encoding="utf-8"), TEMPLATE_MARKERS, render_usage_plans()),
+        template: template_text,
         readme: _replace_between(readme.read_text(encoding="utf-8"), README_MARKERS, render_readme_table()),
     }
 

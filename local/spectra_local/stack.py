@@ -51,6 +51,7 @@ class LocalStack:
     region: str
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     gateway: Gateway = field(init=False)
+    _sqs: Any = field(default=None, init=False, repr=False)
 
     @classmethod
     def create(cls, template: Template | None = None, *, region: str = "us-east-1") -> LocalStack:
@@ -80,7 +81,9 @@ class LocalStack:
 
     def deliver_queued(self) -> int:
         """Run the functions fed by SQS on what their queues hold now (Lambda's poller)."""
-        return deliver(self.queue_sources, region=self.region)
+        if self._sqs is None:
+            self._sqs = boto3.client("sqs", region_name=self.region)
+        return deliver(self.queue_sources, sqs=self._sqs, region=self.region)
 
     def reattach_usage_identifiers(self) -> int:
         """After a restore: API Gateway's keys are not part of the saved state, so every org is

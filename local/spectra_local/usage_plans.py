@@ -44,7 +44,8 @@ class UsagePlanEmulator:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._make_client = client
+        self._client: Any = None
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
@@ -91,7 +92,9 @@ class UsagePlanEmulator:
             return self._keys.get(identifier)
 
     def _read_keys(self) -> dict[str, tuple[str, bool, _PlanLimits | None]]:
-        client = self._client()
+        if self._client is None:
+            self._client = self._make_client()
+        client = self._client
         plans: dict[str, _PlanLimits] = {}
         members: dict[str, str] = {}
         for plan in _all_items(client.get_usage_plans):

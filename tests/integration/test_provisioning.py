@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import boto3
 import pytest
 
 from spectra.errors import ValidationFailed
@@ -213,3 +214,42 @@ def test_cli_run_creates_orgs_with_a_provisioner(provisioner: Provisioner) -> No
     result = cli.run(args, provisioner)
 
     assert result["orgId"] in {o["orgId"] for o in provisioner.list_orgs()}
+
+
+def test_cli_create_exits_3_but_prints_the_key_when_the_identifier_stays_pending(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], provisioner: Provisioner, stack: LocalStack
+) -> None:
+    """The org exists either way: its one-time key must be printed even when the edge does not
+    accept it yet, and the exit code says something needs looking at."""
+    monkeypatch.setattr(cli, "IDENTIFIER_WAIT_SECONDS", 0)
+    monkeypatch.setattr(cli, "_provisioner", lambda _args: provisioner)
+
+    code = cli.main(["org", "create", "--name", "Initech", *TARGET])
+
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert code == 3
+    assert printed["usageIdentifier"] == "pending"
+    assert printed["adminKey"].startswith("spx_ad_")
+    assert "spectra org reconcile" in json.loads(captured.err)["error"]["detail"]
+
+
+def test_cli_reconcile_queues_a_pending_org_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], provisioner: Provisioner, stack: LocalStack
+) -> None:
+    created = provisioner.create_org("Lost Message")
+    stack.deliver_queued()  # the worker ran ...
+    assert provisioner.describe(created.orgId)["usageIdentifier"] == "attached"
+    boto3.client("apigateway").delete_api_key(apiKey=only_api_key_id(created.orgId))  # ... then the key went
+
+    code, printed = run_cli(monkeypatch, capsys, provisioner, "reconcile", created.orgId)
+    stack.deliver_queued()
+
+    assert code == 0
+    assert printed["orgId"] == created.orgId
+    assert stack.request("GET", "/v2/organization", key=created.adminKey).status == 200
+
+
+def only_api_key_id(org_id: str) -> str:
+    [key] = [k for k in boto3.client("apigateway").get_api_keys()["items"] if k["name"] == f"spectra-org-{org_id}"]
+    return str(key["id"])

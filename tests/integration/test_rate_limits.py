@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -24,7 +25,7 @@ from spectra.deployment import org_sessions
 from spectra.ratelimits import limiter
 from spectra.ratelimits.limiter import now_micros
 from spectra.ratelimits.plans import Tier, TierLimit
-from spectra.ratelimits.store import TokenBuckets
+from spectra.ratelimits.store import BUCKET_CLIENT_CONFIG, TokenBuckets
 from spectra.repositories.dynamo import from_item
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
@@ -145,10 +146,11 @@ def requests_today(bucket: Mapping[str, Any] | None) -> int:
 
 def limiter_client(stack: LocalStack, org: Org) -> Any:
     """The DynamoDB client the functions' rate limiter uses for ``org`` (the container's org
-    session; the same object every function of this process uses for that org)."""
+    session with the buckets' short deadlines; the same object every function of this process
+    uses for that org's buckets)."""
     stack.function("organization").load()
     with function_environment(stack.environment("organization")):
-        return org_sessions().client(OrgContext.for_operator(org.org_id), "dynamodb")
+        return org_sessions().client(OrgContext.for_operator(org.org_id), "dynamodb", config=BUCKET_CLIENT_CONFIG)
 
 
 @contextmanager
@@ -763,3 +765,22 @@ def test_a_refused_post_leaves_its_idempotency_key_unused(
 
     assert retried.status == 201, retried.body
     assert "Idempotent-Replayed" not in retried.headers
+
+
+def test_a_retried_write_whose_first_attempt_landed_is_not_counted_twice(
+    stack: LocalStack, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket write that landed but whose answer was lost is sent again by the SDK: the retry
+    finds its own admission id on the item and takes no second token."""
+    assert stack.request("GET", ORGANIZATION_PATH, key=org.admin_key).status == 200
+    landed = stored_bucket(stack, org, STANDARD)
+    assert landed is not None
+    monkeypatch.setattr("spectra.ratelimits.store.uuid.uuid4", lambda: SimpleNamespace(hex=landed["lastAdmission"]))
+    context = OrgContext.for_operator(org.org_id)
+    with function_environment(stack.environment("organization")):
+        retry = TokenBuckets(org_sessions(), rate_limit_table(stack))  # a container that never saw the bucket
+
+        admission = retry.take(context, Tier.STANDARD, TierLimit(rate_per_minute=60, burst=100), now_micros())
+
+    assert admission.allowed
+    assert stored_bucket(stack, org, STANDARD) == landed

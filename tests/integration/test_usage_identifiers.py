@@ -12,21 +12,26 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from mypy_boto3_apigateway import APIGatewayClient
 
+from spectra.deployment import api_key_repository, organization_repository
 from spectra.ratelimits.identifiers import identifier_name
 from spectra.ratelimits.plans import PLANS
+from spectra.services.org_facts import OrgFacts
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.keys import org_profile_key
-from spectra_local.functions import LocalFunction
+from spectra_local.functions import LocalFunction, function_environment
 from spectra_local.plan_tables import usage_plan_logical_id
 from spectra_local.stack import LocalStack
 from tests.integration.factories import (
     ORGANIZATION_PATH,
     Org,
     authorize,
+    expire_authorizer_caches,
+    make_org,
     records_table,
     stored_key_record,
     usage_identifier_value,
@@ -437,12 +442,28 @@ def test_an_api_gateway_failure_is_reported_as_a_batch_item_failure(stack: Local
     )
     healthy_message, refused_message = org_message(healthy), org_message(refused)
 
-    response = worker(stack).invoke(sqs_event(stack, [refused_message, healthy_message]))
+    response = worker(stack).invoke(sqs_event(stack, [healthy_message, refused_message]))
 
     assert response == {"batchItemFailures": [{"itemIdentifier": refused_message[0]}]}
     assert org_keys(refused) == []
     assert describe(stack, refused)["usageIdentifier"] == "pending"
     assert only_key(healthy)["enabled"] is True
+
+
+def test_after_a_failure_the_rest_of_a_fifo_batch_is_returned_unprocessed(stack: LocalStack) -> None:
+    """The queue is FIFO: what follows a failed message waits for it, so one org's changes are
+    never applied out of order."""
+    first, refused, later = (create_pending_org(stack, name).org_id for name in ("First", "Refused", "Later"))
+    worker_client(stack).meta.events.register(
+        "provide-client-params.apigateway.CreateApiKey", failing_create_api_key(refused)
+    )
+    messages = [org_message(first), org_message(refused), org_message(later)]
+
+    response = worker(stack).invoke(sqs_event(stack, messages))
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": message[0]} for message in messages[1:]]}
+    assert describe(stack, first)["usageIdentifier"] == "attached"
+    assert describe(stack, later)["usageIdentifier"] == "pending"
 
 
 def test_a_failed_message_stays_on_the_queue_for_a_retry(stack: LocalStack) -> None:
@@ -455,3 +476,61 @@ def test_a_failed_message_stays_on_the_queue_for_a_retry(stack: LocalStack) -> N
 
     assert queue_counts(stack) == (0, 1)
     assert describe(stack, org_id)["usageIdentifier"] == "pending"
+
+
+# -- hardening: stale copies, half-done moves --------------------------------------------------
+
+
+def test_a_stale_copy_of_the_org_facts_never_revives_a_suspended_org(stack: LocalStack) -> None:
+    """A worker that read the profile before a suspension and copies it afterwards must not put
+    ``Active`` back on the keys: copies only ever replace older ones."""
+    org = make_org(stack, "Suspended Meanwhile")
+    context = OrgContext.for_operator(org.org_id)
+    with function_environment(stack.environment("provisioning")):
+        facts = OrgFacts(organization_repository(), api_key_repository())
+        stale = organization_repository().get(context)
+    assert stale is not None
+    stack.provision({"action": "suspend_org", "orgId": org.org_id})
+
+    with function_environment(stack.environment("provisioning")):
+        facts.copy_to_keys(context, stale)
+
+    expire_authorizer_caches(stack)
+    assert stack.request("GET", "/v2/organization", key=org.admin_key).status == 401
+
+
+def test_an_identifier_is_recorded_only_once_it_is_in_its_usage_plan(stack: LocalStack) -> None:
+    org_id = create_pending_org(stack).org_id
+    standard = plan_id(stack, "standard")
+
+    def refuse_the_plan(params: dict[str, Any], **_: Any) -> None:
+        if params.get("usagePlanId") == standard:
+            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}, "X")
+
+    worker_client(stack).meta.events.register("provide-client-params.apigateway.CreateUsagePlanKey", refuse_the_plan)
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: Lambda retries it
+        worker(stack).invoke(sqs_event(stack, [org_message(org_id)]))
+    worker_client(stack).meta.events.unregister("provide-client-params.apigateway.CreateUsagePlanKey", refuse_the_plan)
+
+    assert describe(stack, org_id)["usageIdentifier"] == "pending"
+    assert worker(stack).invoke(sqs_event(stack, [org_message(org_id)])) == {"batchItemFailures": []}
+    assert describe(stack, org_id)["usageIdentifier"] == "attached"
+    assert usage_plans_of(only_key(org_id)["id"]) == {standard}
+
+
+def test_a_move_that_cannot_join_the_new_plan_leaves_the_key_in_the_old_one(stack: LocalStack) -> None:
+    org = make_org(stack, "Stays Put")
+    standard, professional = plan_id(stack, "standard"), plan_id(stack, "professional")
+
+    def refuse_professional(params: dict[str, Any], **_: Any) -> None:
+        if params.get("usagePlanId") == professional:
+            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"}}, "X")
+
+    worker_client(stack).meta.events.register(
+        "provide-client-params.apigateway.CreateUsagePlanKey", refuse_professional
+    )
+    stack.provision({"action": "set_plan", "orgId": org.org_id, "plan": "professional"})
+
+    assert usage_plans_of(only_key(org.org_id)["id"]) == {standard}
+    expire_authorizer_caches(stack)
+    assert stack.request("GET", "/v2/organization", key=org.admin_key).status == 200

@@ -178,10 +178,21 @@ def test_the_usage_plan_ids_resolve_to_the_deployed_ids() -> None:
 # -- the worker and its queue -----------------------------------------------------------------
 
 
-def test_one_worker_at_a_time_paces_the_whole_accounts_calls() -> None:
-    assert WORKER.properties["ReservedConcurrentExecutions"] == 1
-    # CreateApiKey allows 5 calls a second per account; the worker must stay below that.
-    assert 0 < float(WORKER.environment["CONTROL_PLANE_CALLS_PER_SECOND"]) <= 5
+def test_the_paced_workers_together_stay_below_the_accounts_quota() -> None:
+    """At most as many workers as the event source's maximum concurrency (reserved to match, so
+    no delivery is throttled into a retry), each paced: CreateApiKey allows 5 calls a second."""
+    (event,) = WORKER.properties["Events"].values()
+    workers = event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+
+    assert WORKER.properties["ReservedConcurrentExecutions"] == workers
+    assert 0 < workers * float(WORKER.environment["CONTROL_PLANE_CALLS_PER_SECOND"]) <= 5
+
+
+def test_the_queue_is_fifo_so_one_orgs_changes_are_reconciled_in_order_one_at_a_time() -> None:
+    queue = TEMPLATE.resources["UsageIdentifierQueue"]["Properties"]
+
+    assert queue["FifoQueue"] is True
+    assert queue["VisibilityTimeout"] >= 6 * WORKER.properties["Timeout"]
 
 
 def test_the_worker_reads_its_queue_and_reports_failed_messages_one_by_one() -> None:

@@ -16,6 +16,7 @@ from spectra.ratelimits.plans import (
     parse_overrides,
     plan_named,
 )
+from spectra.tenancy.context import OrgContext
 
 
 def test_the_standard_plan_has_the_contracts_limits() -> None:
@@ -93,3 +94,20 @@ def test_overrides_beyond_the_plans_edge_are_refused() -> None:
         check_overrides_fit(standard, {Tier.STANDARD: TierLimit(rate_per_minute=6_000, burst=100)})
     with pytest.raises(ValidationFailed):
         check_overrides_fit(standard, {Tier.DATA_READ: TierLimit(rate_per_minute=600, burst=5_000)})
+
+
+def test_malformed_overrides_in_an_authorizer_context_fall_back_to_the_plan() -> None:
+    """A limiter setting must never turn into refusing the org's every request."""
+    context = {
+        "orgId": "6f1c2a8e-0d5b-4c1e-9a7f-3b2d1e0c9a84",
+        "keyId": "0b7e2d4c-5a1f-4e3b-8c9d-2f6a1b3c4d5e",
+        "keyType": "admin",
+        "scopes": '[{"action": "*", "resourceFilter": ""}]',
+        "plan": "standard",
+        "limitOverrides": '{"premium": {"ratePerMinute": 1}}',
+    }
+
+    org = OrgContext.from_authorizer(context)
+
+    assert org.limit_overrides == {}
+    assert effective_limits(org.plan, org.limit_overrides) == effective_limits("standard")

@@ -149,7 +149,6 @@ def test_limits_outside_their_bounds_are_refused(rpm: int, burst: int) -> None:
 def test_a_backlog_is_converted_to_a_new_interval_keeping_the_tokens_owed() -> None:
     slow = TierLimit(rate_per_minute=1, burst=5)
     _, tat = drain(slow, 5, T0)
-    assert tat is not None
 
     converted = rescaled(tat, slow.interval_us, STANDARD, T0)
 
@@ -157,7 +156,7 @@ def test_a_backlog_is_converted_to_a_new_interval_keeping_the_tokens_owed() -> N
     assert admit(Tier.STANDARD, STANDARD, converted, T0).remaining == 94
 
 
-def test_a_backlog_at_the_same_interval_or_a_full_bucket_is_left_as_it_is() -> None:
+def test_a_backlog_at_the_same_limit_or_a_full_bucket_is_left_as_it_is() -> None:
     assert rescaled(T0 + 7, STANDARD.interval_us, STANDARD, T0) == T0 + 7
     assert rescaled(T0 - 7, 1, STANDARD, T0) == T0 - 7
     assert rescaled(None, None, STANDARD, T0) is None
@@ -171,3 +170,24 @@ def test_lowering_the_rate_converts_the_debt_upwards_never_forgiving_it() -> Non
     converted = rescaled(tat, fast.interval_us, STANDARD, T0)
 
     assert converted == T0 + 3 * STANDARD.interval_us
+
+
+def test_a_move_to_a_smaller_bucket_owes_at_most_that_bucket() -> None:
+    enterprise = TierLimit(rate_per_minute=1_200, burst=2_000)
+    _, tat = drain(enterprise, 1_500, T0)
+
+    converted = rescaled(tat, enterprise.interval_us, STANDARD, T0)
+    refused = admit(Tier.STANDARD, STANDARD, converted, T0)
+
+    assert converted == T0 + 100 * STANDARD.interval_us
+    assert not refused.allowed
+    assert refused.retry_after_seconds == 1
+
+
+def test_a_smaller_burst_at_the_same_rate_owes_at_most_that_burst() -> None:
+    bigger = TierLimit(rate_per_minute=60, burst=500)
+    _, tat = drain(bigger, 400, T0)
+
+    converted = rescaled(tat, bigger.interval_us, STANDARD, T0)
+
+    assert converted == T0 + 100 * STANDARD.interval_us

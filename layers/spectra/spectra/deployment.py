@@ -12,6 +12,7 @@ import boto3
 
 from spectra.config import get_settings
 from spectra.events import ThingEvents
+from spectra.observability import logger
 from spectra.pagination import PageTokens
 from spectra.platform_secrets import platform_secret
 from spectra.ratelimits.limiter import RateLimiter
@@ -111,4 +112,7 @@ def integration_repository() -> IntegrationRepository:
 def rate_limiter() -> RateLimiter | None:
     """The org's exact token buckets (``None`` where the deployment gives no bucket table)."""
     table = get_settings().rate_limit_table
-    return RateLimiter(TokenBuckets(org_sessions(), table)) if table else None
+    if not table:
+        logger.error("RATE_LIMIT_TABLE is not set: requests are not rate-limited in this function")
+        return None
+    return RateLimiter(TokenBuckets(org_sessions(), table))

@@ -72,7 +72,7 @@ class ListOrgs(_Command):
 
 
 class OrgAction(_Command):
-    action: Literal["describe_org", "suspend_org", "resume_org"]
+    action: Literal["describe_org", "suspend_org", "resume_org", "reconcile_org"]
     orgId: str
 
 
@@ -241,6 +241,13 @@ class Provisioner:
         updated = self._facts.change(org, {"limitOverrides": overrides_document(overrides) or None})
         return _public_profile(updated)
 
+    def reconcile(self, org_id: str) -> dict[str, Any]:
+        """Queue the org for the usage identifier worker again (after a queueing failure, or an
+        identifier someone changed by hand); the worker's run is idempotent."""
+        profile = self._profile(self._org(org_id))
+        self._request_identifier(org_id)
+        return _public_profile(profile)
+
     def _request_identifier(self, org_id: str) -> None:
         if self._identifiers is not None:
             self._identifiers.request(org_id)
@@ -261,6 +268,8 @@ class Provisioner:
             return self.suspend(command.orgId)
         if command.action == "resume_org":
             return self.resume(command.orgId)
+        if command.action == "reconcile_org":
+            return self.reconcile(command.orgId)
         return self.describe(command.orgId)
 
     def list_orgs(self, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -287,11 +296,9 @@ class Provisioner:
         org = self._org(org_id)
         self._profile(org)  # 404 for an unknown org
         now = to_iso(self._clock())
-        updated = self._organizations.set_status(org, DELETED, now)
+        updated = self._facts.change(org, {"status": DELETED})
         for key in self._keys.all(org):
-            if key.get("state") == REVOKED_STATE:
-                self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": DELETED})
-            else:
+            if key.get("state") != REVOKED_STATE:
                 self._keys.revoke_with_org(org, key["keyId"], org_status=DELETED, at=now, actor=org.actor)
         self._request_identifier(org_id)
         if self._stores:
@@ -311,9 +318,7 @@ class Provisioner:
         self._refuse_deleted(profile)
         # The profile first: a key created from now on sees the new status (its creation checks
         # the profile), and every existing key is then brought in line.
-        updated = self._organizations.set_status(org, status, to_iso(self._clock()))
-        for key in self._keys.all(org):
-            self._keys.set_org_attributes(org, key["keyId"], {"orgStatus": status})
+        updated = self._facts.change(org, {"status": status})
         self._request_identifier(org_id)
         return _public_profile(updated)
 

@@ -72,6 +72,10 @@ class SpectraResolver(APIGatewayRestResolver):
         self.exception_handler(NotFoundError)(self._handle_unknown_route)
         self.exception_handler(Exception)(self._handle_unexpected_error)
 
+    def limit_with(self, rate_limiter: Callable[[], RateLimiter | None]) -> None:
+        """Use another rate limiter (``lambda: None``: none), e.g. to measure what it costs."""
+        self._rate_limiter = rate_limiter
+
     # -- route registry -----------------------------------------------------------------------
 
     def registered_routes(self) -> list[Route]:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from spectra.models.api_keys import ScopeView
 from spectra.models.common import RequestModel, ResponseModel, Timestamp
+from spectra.ratelimits.plans import Tier
 
 DEFAULT_RETENTION_DAYS = 365
 ORG_ACTIVE = "Active"
@@ -65,7 +66,7 @@ class SettingsChange(OrganizationSettings):
 class TierLimits(ResponseModel):
     """One tier's limit and where the org's bucket stands now."""
 
-    tier: str = Field(description="standard or data-read")
+    tier: Tier
     ratePerMinute: int = Field(description="Sustained rate")
     burst: int = Field(description="Bucket size: requests allowed at once")
     source: Literal["plan", "override"] = Field(description="Whether the org's plan or an override sets it")
@@ -75,6 +76,8 @@ class TierLimits(ResponseModel):
 
 
 class OrganizationLimits(ResponseModel):
+    """The org's plan and, per tier, its limit and where its bucket stands."""
+
     plan: str
     day: str = Field(description="The UTC day requestsToday counts (YYYY-MM-DD)")
     tiers: list[TierLimits]

@@ -8,9 +8,10 @@ one token is left, i.e. when ``max(tat, now) + T - now <= B * T``; admitting mov
 a bucket that is full is the same as no bucket at all (so idle buckets can expire).
 
 The backlog ``tat - now`` is measured in time at the interval that built it, so the bucket also
-stores that interval: when the org's limit changes, the backlog is converted to the new interval
-first (``rescaled``), keeping the number of tokens owed; otherwise a raise from 1/min to 60/min
-would read a 5-token debt as a 300-token one.
+stores the limit it was built under: when the org's limit changes, the backlog is converted
+first (``rescaled``), keeping the number of tokens owed (at most the new burst); otherwise a raise
+from 1/min to 60/min would read a 5-token debt as a 300-token one, and a move to a smaller plan
+would owe more tokens than its bucket holds.
 
 Times are integer microseconds since the epoch.
 """
@@ -112,9 +113,12 @@ def _retry_after(backlog_us: int, limit: TierLimit) -> int:
 
 
 def rescaled(tat_us: int | None, stored_interval_us: int | None, limit: TierLimit, now_us: int) -> int | None:
-    """``tat`` as the current limit reads it: the tokens owed kept, their time converted from the
-    interval that built the backlog (``None`` or the same interval: unchanged)."""
-    if tat_us is None or tat_us <= now_us or not stored_interval_us or stored_interval_us == limit.interval_us:
+    """``tat`` as the current limit reads it, for a bucket built at ``stored_interval_us``: the
+    tokens owed are kept, their time converted to the current interval, and never more than the
+    current burst (a bucket holds no fewer than zero tokens, whatever the limit was before)."""
+    if tat_us is None or tat_us <= now_us or stored_interval_us is None:
         return tat_us
     owed_us = tat_us - now_us
-    return now_us + -(-owed_us * limit.interval_us // stored_interval_us)
+    if stored_interval_us != limit.interval_us:
+        owed_us = -(-owed_us * limit.interval_us // stored_interval_us)
+    return now_us + min(owed_us, limit.burst * limit.interval_us)

@@ -3,8 +3,8 @@
 The authorizer returns the identifier as ``usageIdentifierKey``, so API Gateway throttles each
 org by its own plan (the edge backstop of the exact buckets). API Gateway's management API is
 slow and tightly rate-limited per account (``CreateApiKey``: 5 requests a second), so nothing on a
-request path calls it: provisioning queues the org id, and one worker (reserved concurrency 1)
-brings the identifier in line with the org's profile at a pace the account allows:
+request path calls it: provisioning queues the org id (a FIFO group per org), and at most two
+paced workers bring the identifier in line with the org's profile at a pace the account allows:
 
 - no identifier yet → create the API key (or adopt the one a crashed run left) and record it;
 - the key sits in exactly the usage plan of the org's plan (moved on ``spectra org set-plan``);
@@ -19,6 +19,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ ACTOR = "usage-identifiers"
 
 
 def identifier_name(org_id: str) -> str:
+    """The org's API key name: how a run finds a key an interrupted one created."""
     return f"spectra-org-{org_id}"
 
 
@@ -56,6 +58,7 @@ class ControlPlanePacer:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
+        """Return once the next call may be made (sleeping if the last was too recent)."""
         with self._lock:
             now = self._clock()
             if now < self._next_at:
@@ -72,7 +75,14 @@ class UsageIdentifierRequests:
         self._queue_url = queue_url
 
     def request(self, org_id: str) -> None:
-        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps({"orgId": org_id}))
+        """Queue the org; its messages form one FIFO group (in order, one worker at a time), and
+        each is distinct, so a change right after another is never taken for a duplicate."""
+        self._sqs.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=json.dumps({"orgId": org_id}),
+            MessageGroupId=org_id,
+            MessageDeduplicationId=uuid.uuid4().hex,
+        )
 
 
 class UsageIdentifiers:
@@ -96,7 +106,12 @@ class UsageIdentifiers:
         self._pacer = pacer
 
     def reconcile(self, org_id: str) -> dict[str, Any]:
-        """Make the org's identifier match its profile; returns what was done."""
+        """Make the org's identifier match its profile; returns what was done.
+
+        The identifier is recorded (and copied onto the org's keys) only once it is in its usage
+        plan and enabled, so "attached" means the edge accepts it. Every run also finishes any
+        copy of the org's facts onto its keys that a previous run left half done.
+        """
         org = OrgContext.for_operator(org_id, actor=ACTOR)
         profile = self._organizations.get(org)
         if profile is None:
@@ -111,17 +126,20 @@ class UsageIdentifiers:
                 self._call("delete_api_key", apiKey=doomed["id"])
                 done.append("deleted")
             if recorded_id:
-                self._facts.change(org, {"usageApiKeyId": None, "usageIdentifierKey": None})
+                profile = self._facts.change(org, {"usageApiKeyId": None, "usageIdentifierKey": None})
+            self._facts.copy_to_keys(org, profile)
             return {"orgId": org_id, "done": done}
         if key is None:
             # None yet, or the recorded one is gone (deleted by hand, or a restored local state):
             # the same value again keeps every key record's copy of it valid.
             key, how = self._find_or_create_key(org_id, profile.get("usageIdentifierKey"))
-            profile = self._facts.change(org, {"usageApiKeyId": key["id"], "usageIdentifierKey": key["value"]})
             done.append(how)
-        wanted_plan = self._plan_ids[str(profile.get("plan", DEFAULT_PLAN))]
-        done.extend(self._place_in_plan(str(key["id"]), wanted_plan))
+        done.extend(self._place_in_plan(str(key["id"]), self._plan_ids[str(profile.get("plan", DEFAULT_PLAN))]))
         done.extend(self._set_enabled(key, profile.get("status") == ORG_ACTIVE))
+        if (recorded_id, profile.get("usageIdentifierKey")) != (key["id"], key["value"]):
+            profile = self._facts.change(org, {"usageApiKeyId": key["id"], "usageIdentifierKey": key["value"]})
+            done.append("recorded")
+        self._facts.copy_to_keys(org, profile)
         return {"orgId": org_id, "done": done}
 
     def _call(self, operation: str, **arguments: Any) -> Any:
@@ -152,17 +170,23 @@ class UsageIdentifiers:
         return {"id": created["id"], "value": value, "enabled": True}, "created"
 
     def _place_in_plan(self, api_key_id: str, wanted_plan_id: str) -> list[str]:
-        """Exactly one usage plan: a key may be in one plan per stage, so out of the old first."""
+        """Exactly one usage plan. A key may be in one plan per stage, so it leaves the old plan
+        first; if it cannot join the new one it goes back, so a failed move changes nothing."""
         plans = self._call("get_usage_plans", keyId=api_key_id, limit=500).get("items", [])
-        current = {str(plan["id"]) for plan in plans}
-        done = []
-        for plan_id in sorted(current - {wanted_plan_id}):
+        current = sorted({str(plan["id"]) for plan in plans})
+        if current == [wanted_plan_id]:
+            return []
+        for plan_id in current:
             self._call("delete_usage_plan_key", usagePlanId=plan_id, keyId=api_key_id)
-            done.append(f"left usage plan {plan_id}")
-        if wanted_plan_id not in current:
+        try:
             self._call("create_usage_plan_key", usagePlanId=wanted_plan_id, keyId=api_key_id, keyType="API_KEY")
-            done.append(f"joined usage plan {wanted_plan_id}")
-        return done
+        except Exception:
+            for plan_id in current:
+                self._call("create_usage_plan_key", usagePlanId=plan_id, keyId=api_key_id, keyType="API_KEY")
+            raise
+        return [f"left usage plan {plan_id}" for plan_id in current if plan_id != wanted_plan_id] + [
+            f"joined usage plan {wanted_plan_id}"
+        ]
 
     def _set_enabled(self, key: dict[str, Any], enabled: bool) -> list[str]:
         if bool(key.get("enabled")) == enabled:

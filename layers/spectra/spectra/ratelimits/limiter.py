@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -24,6 +26,8 @@ UNAVAILABLE_METRIC = "RateLimiterUnavailable"
 
 
 def now_micros() -> int:
+    """Wall-clock time in microseconds: buckets are shared by every container, so they run on
+    the clock all containers share."""
     return time.time_ns() // 1_000
 
 
@@ -32,7 +36,17 @@ def org_limits(org: OrgContext) -> dict[Tier, TierLimit]:
     return effective_limits(org.plan, org.limit_overrides)
 
 
+@dataclass(frozen=True)
+class LimitsReading:
+    """Every tier's bucket of an org at one moment, and the UTC day its counts belong to."""
+
+    day: str
+    tiers: dict[Tier, BucketReading]
+
+
 class RateLimiter:
+    """Applies the calling org's limits (from its authorizer context) to each request."""
+
     def __init__(self, buckets: TokenBuckets, *, clock: Callable[[], int] = now_micros) -> None:
         self._buckets = buckets
         self._clock = clock
@@ -46,9 +60,11 @@ class RateLimiter:
             metrics.add_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=1)
             return None
 
-    def read(self, org: OrgContext) -> dict[Tier, BucketReading]:
+    def read(self, org: OrgContext) -> LimitsReading:
         """Every tier's bucket as it stands now (no token taken)."""
-        return self._buckets.read(org, org_limits(org), self._clock())
+        now_us = self._clock()
+        day = datetime.fromtimestamp(now_us / 1_000_000, UTC).strftime("%Y-%m-%d")
+        return LimitsReading(day=day, tiers=self._buckets.read(org, org_limits(org), now_us))
 
 
 def refusal(admission: Admission) -> RateLimited:

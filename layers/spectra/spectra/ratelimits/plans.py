@@ -20,6 +20,8 @@ from typing import Any
 from spectra.errors import FieldError, ValidationFailed
 
 MINUTES_PER_DAY = 24 * 60
+ACCOUNT_BURST = 5_000
+"""API Gateway's burst per account and region: no usage plan can usefully allow more."""
 MAX_RATE_PER_MINUTE = 600_000
 MAX_BURST = 100_000
 
@@ -50,10 +52,12 @@ class TierLimit:
         return max(1, round(60_000_000 / self.rate_per_minute))
 
     def as_dict(self) -> dict[str, int]:
+        """The limit as the API and the stored overrides spell it."""
         return {"ratePerMinute": self.rate_per_minute, "burst": self.burst}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TierLimit:
+        """The inverse of ``as_dict`` (``KeyError``/``ValueError`` when malformed)."""
         return cls(rate_per_minute=int(raw["ratePerMinute"]), burst=int(raw["burst"]))
 
 
@@ -73,15 +77,24 @@ class EdgeLimits:
 
 @dataclass(frozen=True)
 class Plan:
+    """A level of service: the limit of each tier (the edge limits follow from them)."""
+
     name: str
     description: str
     limits: Mapping[Tier, TierLimit]
+
+    def __post_init__(self) -> None:
+        if set(self.limits) != set(Tier):
+            raise ValueError(f"plan {self.name} must limit every tier")
+        if self.edge.burst > ACCOUNT_BURST:
+            raise ValueError(f"plan {self.name}: its bursts together exceed API Gateway's {ACCOUNT_BURST}")
 
     def limit(self, tier: Tier) -> TierLimit:
         return self.limits[tier]
 
     @property
     def edge(self) -> EdgeLimits:
+        """The usage plan's throttle and quota for this plan (see ``EdgeLimits``)."""
         per_minute = sum(limit.rate_per_minute for limit in self.limits.values())
         return EdgeLimits(
             rate_per_second=round(per_minute / 60, 3),
@@ -107,7 +120,7 @@ PLANS: dict[str, Plan] = {
             description="Ten times the standard rates",
             limits={
                 Tier.STANDARD: TierLimit(rate_per_minute=600, burst=1_000),
-                Tier.DATA_READ: TierLimit(rate_per_minute=6_000, burst=5_000),
+                Tier.DATA_READ: TierLimit(rate_per_minute=6_000, burst=4_000),
             },
         ),
         Plan(
@@ -115,7 +128,7 @@ PLANS: dict[str, Plan] = {
             description="Twenty times the standard rates",
             limits={
                 Tier.STANDARD: TierLimit(rate_per_minute=1_200, burst=2_000),
-                Tier.DATA_READ: TierLimit(rate_per_minute=12_000, burst=10_000),
+                Tier.DATA_READ: TierLimit(rate_per_minute=12_000, burst=3_000),
             },
         ),
     )
@@ -124,6 +137,8 @@ DEFAULT_PLAN = "standard"
 
 
 class UnknownPlan(ValidationFailed):
+    """A plan name that is not in ``PLANS`` (a 400 naming the field and the known plans)."""
+
     def __init__(self, name: str) -> None:
         super().__init__([FieldError("plan", f"must be one of {', '.join(PLANS)}")], detail=f"No plan named {name!r}.")
 

@@ -49,10 +49,19 @@ class ApiKeyRepository(OrgScopedTable):
         )
 
     def all(self, org: OrgContext) -> Iterator[dict[str, Any]]:
-        """Every key of the org (a handful; used for the last-admin rule and org status)."""
+        """Every key of the org (a handful; used for the last-admin rule and the org facts),
+        read consistently: a key inserted just before a facts change must be among them."""
         start: Mapping[str, str] | None = None
         while True:
-            page = self.page(org, limit=100, start_after=start, keep=lambda _item: True)
+            page = self._page(
+                org,
+                keys.api_keys_partition(org),
+                keys.API_KEY_SORT_PREFIX,
+                limit=100,
+                start_after=start,
+                keep=lambda _item: True,
+                consistent=True,
+            )
             yield from page.items
             if page.resume_after is None:
                 return
@@ -162,13 +171,26 @@ class ApiKeyRepository(OrgScopedTable):
             )
         )
 
-    def set_org_attributes(self, org: OrgContext, key_id: str, attributes: Mapping[str, Any]) -> None:
-        """Copy org-level facts (status, plan) onto a key, so the authorizer needs one read."""
-        self._client(org).update_item(
-            **update_operation(
-                self._table, keys.api_key_key(org, key_id), set_fields=attributes, condition="attribute_exists(pk)"
+    def copy_org_facts(self, org: OrgContext, key_id: str, facts: Mapping[str, Any]) -> bool:
+        """Copy the org's facts (status, plan, limits, usage identifier) onto a key, so the
+        authorizer needs one read; only over an older copy (``orgFactsVersion``), so a slow
+        writer never puts stale facts back. ``False`` when the key has a newer copy or is gone."""
+        try:
+            self._client(org).update_item(
+                **update_operation(
+                    self._table,
+                    keys.api_key_key(org, key_id),
+                    set_fields=facts,
+                    condition="attribute_exists(pk) AND "
+                    "(attribute_not_exists(orgFactsVersion) OR orgFactsVersion < :facts)",
+                    condition_values={":facts": int(facts["orgFactsVersion"])},
+                )
             )
-        )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
 
     def _missing_or_revoked(self, org: OrgContext, key_id: str) -> Exception:
         if self.get(org, key_id) is None:

@@ -113,6 +113,7 @@ def query_page(
     names: Mapping[str, str] | None = None,
     keep: Callable[[dict[str, Any]], bool] = lambda _item: True,
     newest_first: bool = False,
+    consistent: bool = False,
 ) -> QueryPage:
     """Query until ``limit`` items pass ``keep`` or the partition ends; never a Scan.
 
@@ -131,6 +132,8 @@ def query_page(
         }
         if index:
             params["IndexName"] = index
+        if consistent:
+            params["ConsistentRead"] = True
         if names:
             params["ExpressionAttributeNames"] = dict(names)
         if start:
@@ -247,6 +250,7 @@ class OrgScopedTable:
         limit: int,
         start_after: Mapping[str, str] | None,
         keep: Callable[[dict[str, Any]], bool],
+        consistent: bool = False,
     ) -> QueryPage:
         return query_page(
             self._client(org),
@@ -257,6 +261,7 @@ class OrgScopedTable:
             limit=limit,
             start_after=start_after,
             keep=keep,
+            consistent=consistent,
         )
 
     def _update(self, org: OrgContext, operation: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,18 +141,6 @@ class OrganizationRepository(OrgScopedTable):
             raise
         return from_item(response["Attributes"])
 
-    def set_status(self, org: OrgContext, status: str, updated_at: str) -> dict[str, Any]:
-        response = self._client(org).update_item(
-            TableName=self._table,
-            Key=to_item(keys.org_profile_key(org)),
-            UpdateExpression="SET #status = :status, updatedAt = :at",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=to_values({":status": status, ":at": updated_at}),
-            ReturnValues="ALL_NEW",
-        )
-        return from_item(response["Attributes"])
-
 
 class OrganizationRegistry:
     """The operator's list of orgs: a Query on ``gsi1`` under ``ORGS#`` with the platform role."""

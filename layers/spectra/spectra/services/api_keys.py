@@ -31,10 +31,10 @@ from spectra.models.api_keys import (
 )
 from spectra.models.common import from_iso, to_iso, utc_now
 from spectra.pagination import PageRequest, PageTokens
-from spectra.ratelimits.plans import DEFAULT_PLAN
 from spectra.repositories.api_keys import ACTIVE_STATE, REVOKED_STATE, ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
 from spectra.services.listing import list_page
+from spectra.services.org_facts import org_facts
 from spectra.tenancy.context import OrgContext
 
 ADMIN_ACTIONS = frozenset({Action.ADMIN, Action.ALL})
@@ -107,20 +107,6 @@ def new_key_record(
         "updatedAt": stamp,
         "updatedBy": org.actor,
         **org_facts(org_profile),
-    }
-
-
-def org_facts(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """What every key record copies from its org's profile, so the authorizer's one read knows
-    the org's status, plan, rate-limit overrides and usage identifier. ``orgFactsVersion`` ties
-    the copy to the profile it came from: a key is only inserted while the profile still has it.
-    """
-    return {
-        "orgStatus": profile.get("status", "Active"),
-        "plan": profile.get("plan", DEFAULT_PLAN),
-        "usageIdentifierKey": profile.get("usageIdentifierKey"),
-        "limitOverrides": profile.get("limitOverrides") or None,
-        "orgFactsVersion": int(profile.get("orgFactsVersion", 0)),
     }
 
 

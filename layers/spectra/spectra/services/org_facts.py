@@ -2,8 +2,10 @@
 
 The authorizer answers from one read of a key record, so the org's status, plan, rate-limit
 overrides and usage identifier are copied onto each of the org's keys. A change goes to the
-profile first (compare-and-set on ``orgFactsVersion``), then to every key; a key minted
-meanwhile is refused by its insert's condition on that version, so no key keeps stale facts.
+profile first (compare-and-set on ``orgFactsVersion``, which every change bumps), then to every
+key, each copy conditional on being newer than the key's; a key minted meanwhile is refused by
+its insert's condition on that version, and the key list is read consistently, so no key keeps
+stale facts and a slow writer never puts old ones back.
 """
 
 from __future__ import annotations
@@ -14,15 +16,32 @@ from typing import Any
 
 from spectra.errors import Conflict, NotFound
 from spectra.models.common import to_iso, utc_now
+from spectra.ratelimits.plans import DEFAULT_PLAN
 from spectra.repositories.api_keys import ApiKeyRepository
 from spectra.repositories.organizations import OrganizationRepository
-from spectra.services.api_keys import org_facts
 from spectra.tenancy.context import OrgContext
 
 ATTEMPTS = 5
 
 
+def org_facts(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What every key record copies from its org's profile, so the authorizer's one read knows
+    the org's status, plan, rate-limit overrides and usage identifier. ``orgFactsVersion`` ties
+    the copy to the profile it came from: a key is only inserted while the profile still has it,
+    and a copy only ever replaces an older one.
+    """
+    return {
+        "orgStatus": profile.get("status", "Active"),
+        "plan": profile.get("plan", DEFAULT_PLAN),
+        "usageIdentifierKey": profile.get("usageIdentifierKey"),
+        "limitOverrides": profile.get("limitOverrides") or None,
+        "orgFactsVersion": int(profile.get("orgFactsVersion", 0)),
+    }
+
+
 class OrgFacts:
+    """Changes org facts (status, plan, limit overrides, usage identifier) where keys see them."""
+
     def __init__(
         self,
         organizations: OrganizationRepository,
@@ -52,6 +71,9 @@ class OrgFacts:
         raise Conflict("The organization changed while this ran; run it again.")
 
     def copy_to_keys(self, org: OrgContext, profile: Mapping[str, Any]) -> None:
+        """Bring every key of the org up to ``profile``'s facts (keys with a newer copy keep it);
+        safe to repeat, so a run that stopped half-way is finished by the next."""
         facts = org_facts(profile)
         for key in self._keys.all(org):
-            self._keys.set_org_attributes(org, str(key["keyId"]), facts)
+            if int(key.get("orgFactsVersion", 0)) < facts["orgFactsVersion"]:
+                self._keys.copy_org_facts(org, str(key["keyId"]), facts)

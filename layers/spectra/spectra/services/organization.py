@@ -66,21 +66,21 @@ class OrganizationService:
         (this request's own token already taken)."""
         if self._limiter is None:
             raise InternalError("Rate limits are not configured in this deployment.")
-        readings = self._limiter.read(org)
+        reading = self._limiter.read(org)
         return OrganizationLimits(
             plan=org.plan,
-            day=self._clock().strftime("%Y-%m-%d"),
+            day=reading.day,
             tiers=[
                 TierLimits(
-                    tier=tier.value,
-                    ratePerMinute=reading.admission.limit.rate_per_minute,
-                    burst=reading.admission.limit.burst,
+                    tier=tier,
+                    ratePerMinute=bucket.admission.limit.rate_per_minute,
+                    burst=bucket.admission.limit.burst,
                     source="override" if tier in org.limit_overrides else "plan",
-                    remaining=reading.admission.remaining,
-                    resetSeconds=reading.admission.reset_seconds,
-                    requestsToday=reading.requests_today,
+                    remaining=bucket.admission.remaining,
+                    resetSeconds=bucket.admission.reset_seconds,
+                    requestsToday=bucket.requests_today,
                 )
-                for tier, reading in readings.items()
+                for tier, bucket in reading.tiers.items()
             ],
         )
 

@@ -11,6 +11,7 @@ from spectra.auth.credentials import KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope, parse_path, scopes_allow
 from spectra.errors import ScopeDenied, Unauthorized
 from spectra.identifiers import is_guid
+from spectra.observability import logger
 from spectra.ratelimits.plans import DEFAULT_PLAN, LimitOverrides, parse_overrides
 
 
@@ -55,7 +56,7 @@ class OrgContext:
                 key_type=KeyType(str(authorizer["keyType"])),
                 scopes=scopes,
                 plan=str(authorizer.get("plan") or DEFAULT_PLAN),
-                limit_overrides=parse_overrides(str(authorizer.get("limitOverrides") or "")),
+                limit_overrides=_lenient_overrides(authorizer.get("limitOverrides")),
                 request_id=request_id,
                 source_ip=source_ip,
                 allowed_ip_cidrs=tuple(str(c) for c in json.loads(str(authorizer.get("allowedIpCidrs") or "[]"))),
@@ -87,3 +88,13 @@ class OrgContext:
     def actor(self) -> str:
         """The id recorded as ``createdBy``/``updatedBy``: the acting key."""
         return self.key_id
+
+
+def _lenient_overrides(raw: Any) -> LimitOverrides:
+    """The org's rate-limit overrides; a malformed value means none (the plan's limits apply),
+    since a limiter setting must never turn into refusing the org's every request."""
+    try:
+        return parse_overrides(str(raw or ""))
+    except (KeyError, TypeError, ValueError):
+        logger.warning("Ignoring malformed limit overrides in the authorizer context")
+        return {}

@@ -56,14 +56,16 @@ class OrgSessions:
         self._cache: dict[str, _CachedSession] = {}
         self._lock = threading.Lock()
 
-    def client(self, org: OrgContext, service: str) -> Any:
-        """A client for ``service`` acting as ``org`` (created once per org per credentials)."""
+    def client(self, org: OrgContext, service: str, *, config: Config = CLIENT_CONFIG) -> Any:
+        """A client for ``service`` acting as ``org`` (created once per org per credentials and
+        per ``config``: a caller with a tighter deadline passes its own)."""
+        key = service if config is CLIENT_CONFIG else f"{service}#{id(config)}"
         with self._lock:
             cached = self._cached(org)
-            if service not in cached.clients:
+            if key not in cached.clients:
                 make_client: Any = cached.session.client
-                cached.clients[service] = make_client(service, config=CLIENT_CONFIG)
-            return cached.clients[service]
+                cached.clients[key] = make_client(service, config=config)
+            return cached.clients[key]
 
     def clear(self) -> None:
         """Forget every cached credential (tests, and after a role change)."""
