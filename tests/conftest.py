@@ -40,4 +40,6 @@ def template() -> Template:
 def stack(template: Template) -> Iterator[LocalStack]:
     """A fresh Spectra deployment on a fresh moto backend, per test."""
     with mock_aws():
-        yield LocalStack.create(template)
+        created = LocalStack.create(template)
+        yield created
+        created.close()

@@ -84,6 +84,12 @@ class LocalFunction:
             self.module = module
         return self.module
 
+    def unload(self) -> None:
+        """Forget the loaded module (a discarded container): nothing keeps its clients alive."""
+        if self.module is not None:
+            sys.modules.pop(self.module.__name__, None)
+            self.module = None
+
     def invoke(self, event: Mapping[str, Any]) -> Any:
         """Run the handler with a fresh context, under the function's environment."""
         handler_name = self.spec.handler.rpartition(".")[2]

@@ -79,6 +79,12 @@ class LocalStack:
         self.gateway = Gateway(self.template, self.functions, region=self.region)
         self.queue_sources = queue_sources(self.functions, self.resolver)
 
+    def close(self) -> None:
+        """Discard the stack's function containers (the test that built it is over)."""
+        for function in self.functions.values():
+            function.unload()
+        reset_process_caches()
+
     def deliver_queued(self) -> int:
         """Run the functions fed by SQS on what their queues hold now (Lambda's poller)."""
         if self._sqs is None:

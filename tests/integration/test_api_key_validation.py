@@ -34,7 +34,9 @@ from tests.integration.factories import (
 @pytest.fixture(scope="module")
 def stack(template: Template) -> Iterator[LocalStack]:
     with mock_aws():
-        yield LocalStack.create(template)
+        created = LocalStack.create(template)
+        yield created
+        created.close()
 
 
 @pytest.fixture(scope="module")

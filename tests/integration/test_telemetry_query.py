@@ -155,7 +155,9 @@ class World:
 @pytest.fixture(scope="module")
 def deployment(template: Template) -> Iterator[LocalStack]:
     with mock_aws():
-        yield LocalStack.create(template)
+        created = LocalStack.create(template)
+        yield created
+        created.close()
 
 
 def _b1_frames(at: int) -> list[tuple[int, dict[str, Any]]]:

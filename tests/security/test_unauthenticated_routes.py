@@ -32,7 +32,9 @@ IDENTITIES = ["no-key", "malformed-key", "unknown-key", "revoked-key", "expired-
 @pytest.fixture(scope="module")
 def deployment(template: Template) -> Iterator[LocalStack]:
     with mock_aws():
-        yield LocalStack.create(template)
+        created = LocalStack.create(template)
+        yield created
+        created.close()
 
 
 def _refused_keys(stack: LocalStack, org: Org) -> dict[str, str | None]:
