@@ -112,7 +112,49 @@ def test_org_data_role_reaches_only_the_session_orgs_rate_limit_buckets() -> Non
 def test_org_data_role_has_no_other_dynamodb_statement() -> None:
     dynamodb = [s for s in statements(["OrgDataAccessRole"]) if any(a.startswith("dynamodb:") for a in s.actions)]
 
-    assert sorted(s.body["Sid"] for s in dynamodb) == ["OnlyThisOrgsItems", "OnlyThisOrgsRateLimitBuckets"]
+    assert sorted(s.body["Sid"] for s in dynamodb) == [
+        "OnlyThisOrgsAuditChain",
+        "OnlyThisOrgsItems",
+        "OnlyThisOrgsRateLimitBuckets",
+    ]
+
+
+def test_org_data_role_appends_to_and_reads_only_the_session_orgs_audit_chain() -> None:
+    statement = _data_role_dynamodb_statement("AuditTable")
+    condition = statement["Condition"]
+
+    assert sorted(statement["Action"]) == ["dynamodb:PutItem", "dynamodb:Query"]
+    assert condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["ORG#${aws:PrincipalTag/org}#*"]
+    assert condition["Null"] == {"dynamodb:LeadingKeys": "false", "aws:PrincipalTag/org": "false"}
+
+
+AUDIT_CHANGING_ACTIONS = {
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DeleteTable",
+    "dynamodb:UpdateTable",
+}
+
+
+def test_no_role_can_change_or_delete_an_audit_event() -> None:
+    """Audit events are put and read, never updated or deleted: no statement of any role in the
+    template allows a changing action on the audit table, by name or by wildcard."""
+    for statement in ALL_STATEMENTS:
+        if statement.body.get("Effect") != "Allow":
+            continue
+        resources = as_list(statement.body.get("Resource"))
+        names_audit = any(references(resource, "AuditTable") for resource in resources) or "*" in resources
+        if not names_audit:
+            continue
+        granted = {
+            action
+            for action in statement.actions
+            if action in AUDIT_CHANGING_ACTIONS or action in {"*", "dynamodb:*"} or action.startswith("dynamodb:Update")
+        }
+        assert not granted, statement_id(statement)
 
 
 def test_org_data_role_reaches_only_items_led_by_the_session_org() -> None:

@@ -51,6 +51,8 @@ class Settings:
     operator_role_arn: str = ""
     retention_pass_hour_utc: int = 0
     """The hour (UTC) at which each day's retention pass begins (the daily schedule's hour)."""
+    audit_table: str = ""
+    """Every org's audit chain (append-only)."""
     rate_limit_table: str = ""
     """The per-org token buckets (every API function takes a token per request)."""
     usage_identifier_queue_url: str = ""
@@ -84,6 +86,7 @@ class Settings:
             integration_secrets_role_arn=env.get("INTEGRATION_SECRETS_ROLE_ARN", ""),
             secrets_vpc_endpoint_id=env.get("SECRETS_VPC_ENDPOINT_ID", ""),
             operator_role_arn=env.get("OPERATOR_ROLE_ARN", ""),
+            audit_table=env.get("AUDIT_TABLE", ""),
             rate_limit_table=env.get("RATE_LIMIT_TABLE", ""),
             usage_identifier_queue_url=env.get("USAGE_IDENTIFIER_QUEUE_URL", ""),
             control_plane_calls_per_second=float(env.get("CONTROL_PLANE_CALLS_PER_SECOND", "2")),

@@ -10,6 +10,7 @@ from functools import cache
 
 import boto3
 
+from spectra.audit.store import AuditLog
 from spectra.config import get_settings
 from spectra.events import ThingEvents
 from spectra.observability import logger
@@ -116,3 +117,9 @@ def rate_limiter() -> RateLimiter | None:
         logger.error("RATE_LIMIT_TABLE is not set: requests are not rate-limited in this function")
         return None
     return RateLimiter(TokenBuckets(org_sessions(), table))
+
+
+@cache
+def audit_log() -> AuditLog:
+    """Every org's audit chain, appended and read with the org's own credentials."""
+    return AuditLog(org_sessions(), get_settings().audit_table)

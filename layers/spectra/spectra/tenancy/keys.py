@@ -296,3 +296,20 @@ def rate_limit_bucket_key(org: OrgContext, tier: str) -> Key:
     if not re.fullmatch(r"[a-z][a-z-]{0,31}", tier):
         raise MalformedId("tier must be a tier name")
     return {"pk": rate_limit_partition(org), "sk": f"TIER#{tier}#"}
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+AUDIT_EVENT_SORT_PREFIX = "EVENT#"
+
+
+def audit_partition(org: OrgContext) -> str:
+    """The org's audit chain (in the audit table), one item per event in sequence order."""
+    return f"{org_prefix(org)}AUDIT#"
+
+
+def audit_event_key(org: OrgContext, sequence: int) -> Key:
+    """One audit event; zero-padded so the sort key orders events by their place in the chain."""
+    if not 1 <= sequence < 10**16:
+        raise MalformedId("audit sequence out of range")
+    return {"pk": audit_partition(org), "sk": f"{AUDIT_EVENT_SORT_PREFIX}{sequence:016d}#"}
