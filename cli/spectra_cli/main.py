@@ -6,11 +6,13 @@
     spectra org set-plan ORG_ID --plan PLAN (--stack STACK --region REGION | --local)
     spectra org set-limits ORG_ID --tier TIER (--rate-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
+    spectra audit verify ORG_ID [--from T] [--to T] (--stack STACK --region REGION | --local)
 
-``org create`` exits 3 (after printing the org and its key) when the org's usage identifier is
-still not attached after a minute. ``--stack`` acts on a deployed stack (resources found from
-its outputs, the operator's AWS credentials); ``--local`` acts on the running local runtime
-(``make dev``). Both run the same provisioning code as the ``provisioning`` function.
+``audit verify`` exits 4 when the chain does not verify. ``org create`` exits 3 (after printing
+the org and its key) when the org's usage identifier is still not attached after a minute.
+``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
+credentials); ``--local`` acts on the running local runtime (``make dev``). Both run the same
+code as the functions (provisioning, the audit routes).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -31,7 +34,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from spectra.errors import SpectraError, ValidationFailed
+from spectra.audit.store import AuditLog
+from spectra.config import Settings
+from spectra.errors import NotFound, SpectraError, ValidationFailed
+from spectra.identifiers import is_guid
+from spectra.models.common import as_utc
+from spectra.pagination import PageTokens
 from spectra.provisioning import (
     CreateOrg,
     DeleteOrg,
@@ -45,6 +53,9 @@ from spectra.provisioning import (
     build_provisioner,
 )
 from spectra.ratelimits.plans import DEFAULT_PLAN, PLANS, Tier
+from spectra.services.audit import AuditService
+from spectra.tenancy.context import OrgContext
+from spectra.tenancy.sessions import OrgSessions
 from spectra_cli.local import (
     LocalRuntimeNotRunning,
     attach_local_stack,
@@ -100,22 +111,53 @@ def _parser() -> argparse.ArgumentParser:
     override.add_argument("--rate-per-minute", type=int, metavar="N", help="sustained rate (needs --burst)")
     override.add_argument("--clear", action="store_true", help="back to the plan's limit for this tier")
     set_limits.add_argument("--burst", type=int, metavar="N", help="bucket size")
+    audit = groups.add_parser("audit", help="audit logs").add_subparsers(dest="command", required=True)
+    verify = with_target(audit.add_parser("verify", help="recompute an org's audit chain"))
+    verify.add_argument("org_id", metavar="ORG_ID")
+    verify.add_argument("--from", dest="start", type=_moment, help="events at or after (ISO-8601, UTC by default)")
+    verify.add_argument("--to", dest="end", type=_moment, help="events at or before (ISO-8601, UTC by default)")
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
     run_now = with_target(schedule.add_parser("run", help="run a scheduled function once, as EventBridge would"))
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
     return parser
 
 
-def _provisioner(args: argparse.Namespace) -> Provisioner:
+def _moment(text: str) -> datetime:
+    try:
+        moment = as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from error
+    assert moment is not None
+    return moment
+
+
+def _settings_and_session(args: argparse.Namespace) -> tuple[Settings, boto3.Session]:
+    """The deployment's settings and the session to act with (``--local`` or ``--stack``)."""
     if args.local:
-        stack = attach_local_stack()
-        return build_provisioner(local_settings(stack))
+        return local_settings(attach_local_stack()), boto3.Session()
     if not args.region:
         raise StackNotReady("no region: pass --region or set AWS_REGION")
     # Powertools' secret provider follows the default session's region.
     os.environ["AWS_DEFAULT_REGION"] = args.region
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    return build_provisioner(settings_from_stack(session, args.stack), session)
+    return settings_from_stack(session, args.stack), session
+
+
+def verify_audit(args: argparse.Namespace) -> Any:
+    """``spectra audit verify``: the same verification as ``GET /audit-events/verify``, run
+    with the org's own credentials (the operator role may assume the org data role)."""
+    if not is_guid(args.org_id):
+        raise NotFound("No such organization.")
+    settings, session = _settings_and_session(args)
+    log = AuditLog(OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts")), settings.audit_table)
+    service = AuditService(log, page_tokens=PageTokens(lambda: b""))
+    result = service.verify(OrgContext.for_operator(args.org_id), start=args.start, end=args.end)
+    return {"orgId": args.org_id, **result.model_dump()}
+
+
+def _provisioner(args: argparse.Namespace) -> Provisioner:
+    settings, session = _settings_and_session(args)
+    return build_provisioner(settings, session)
 
 
 class NotScheduled(ValueError):
@@ -247,7 +289,12 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        result = run_schedule(args) if args.group == "schedule" else run(args, _provisioner(args))
+        if args.group == "schedule":
+            result = run_schedule(args)
+        elif args.group == "audit":
+            result = verify_audit(args)
+        else:
+            result = run(args, _provisioner(args))
     except SpectraError as error:
         print(json.dumps({"error": error.problem(request_id=None, instance=None)}), file=sys.stderr)
         return 1
@@ -262,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"error": {"detail": str(error)}}), file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))
+    if args.group == "audit" and not result["valid"]:
+        return 4
     if isinstance(result, dict) and result.get("usageIdentifier") == "pending":
         # The org exists (and its key is printed, once): only the edge does not accept it yet.
         print(json.dumps({"error": {"detail": IDENTIFIER_PENDING}}), file=sys.stderr)

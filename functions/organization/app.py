@@ -1,15 +1,19 @@
-"""``/organization``: the caller's org, the key it calls with, its settings and its rate limits."""
+"""``/organization`` and ``/audit-events``: the caller's org, its key, settings, rate limits and audit log."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.scopes import Action
-from spectra.deployment import api_key_repository, organization_repository, rate_limiter
-from spectra.http import CurrentOrg, access, create_resolver
+from spectra.deployment import api_key_repository, audit_log, organization_repository, page_tokens, rate_limiter
+from spectra.http import ContinuationToken, CurrentOrg, Limit, PageLimit, PageRequest, access, create_resolver
+from spectra.models.audit import AuditEventPage, AuditVerification
+from spectra.models.common import as_utc
 from spectra.models.organization import (
     Organization,
     OrganizationLimits,
@@ -18,9 +22,11 @@ from spectra.models.organization import (
     UpdateSettingsRequest,
 )
 from spectra.observability import logger, metrics, tracer
+from spectra.services.audit import AuditService
 from spectra.services.organization import OrganizationService
 
 app = create_resolver()
+audit = AuditService(audit_log(), page_tokens=page_tokens())
 organizations = OrganizationService(organization_repository(), api_key_repository(), limiter=rate_limiter())
 
 
@@ -46,6 +52,44 @@ def get_organization_settings(org: CurrentOrg) -> OrganizationSettings:
 @access(Action.ADMIN, "ORGANIZATION")
 def update_organization_settings(request: UpdateSettingsRequest, org: CurrentOrg) -> SettingsChange:
     return organizations.update_settings(org, request)
+
+
+AuditFrom = Annotated[
+    datetime | None, Query(alias="from", description="Events at or after, ISO-8601 (UTC when no offset)")
+]
+AuditTo = Annotated[
+    datetime | None, Query(alias="to", description="Events at or before, ISO-8601 (UTC when no offset)")
+]
+AuditFilter = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+@app.get("/v2/audit-events", tags=["Audit"], summary="The org's audit events, newest first")
+@access(Action.ADMIN, "ORGANIZATION")
+def list_audit_events(
+    org: CurrentOrg,
+    start: AuditFrom = None,
+    end: AuditTo = None,
+    action: AuditFilter = None,
+    resourceType: AuditFilter = None,
+    resourceId: AuditFilter = None,
+    actorKeyId: AuditFilter = None,
+    limit: Limit = None,
+    pageLimit: PageLimit = None,
+    continuationToken: ContinuationToken = None,
+) -> AuditEventPage:
+    return audit.list_events(
+        org,
+        start=as_utc(start),
+        end=as_utc(end),
+        filters={"action": action, "resourceType": resourceType, "resourceId": resourceId, "actorKeyId": actorKeyId},
+        page=PageRequest.of(limit, pageLimit, continuationToken),
+    )
+
+
+@app.get("/v2/audit-events/verify", tags=["Audit"], summary="Recompute the org's audit chain over a range")
+@access(Action.ADMIN, "ORGANIZATION")
+def verify_audit_events(org: CurrentOrg, start: AuditFrom = None, end: AuditTo = None) -> AuditVerification:
+    return audit.verify(org, start=as_utc(start), end=as_utc(end))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -3,20 +3,23 @@ and tampering with stored items is caught by verification."""
 
 from __future__ import annotations
 
+import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import pytest
 
 from spectra.audit.chain import AuditRecord, verify
 from spectra.audit.store import DEFAULT_AUDIT_RETENTION_DAYS, AuditLog
-from spectra.deployment import audit_log
+from spectra.deployment import audit_log, org_sessions
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.keys import audit_event_key
+from spectra_cli import main as cli
 from spectra_local.functions import function_environment
 from spectra_local.stack import LocalStack
-from tests.integration.factories import Org
+from tests.integration.factories import Org, provisioning_settings
 
 WRITERS = 6
 EVENTS_PER_WRITER = 5
@@ -141,3 +144,125 @@ def test_events_expire_after_the_audit_retention(stack: LocalStack, org: Org) ->
 
     kept_for = int(item["expiresAt"]["N"]) - datetime.fromisoformat(event["time"]).timestamp()
     assert abs(kept_for - DEFAULT_AUDIT_RETENTION_DAYS * 86_400) <= 1
+
+
+# -- the API: list and verify ------------------------------------------------------------------
+
+
+def append_events(stack: LocalStack, org: Org, records: list[AuditRecord]) -> list[dict[str, Any]]:
+    """Events a second apart (so a time range can split them exactly), as the functions write them."""
+    moments = iter(datetime(2026, 11, 27, 5, 0, tzinfo=UTC) + timedelta(seconds=n) for n in range(len(records)))
+    stack.function("organization").load()
+    with function_environment(stack.environment("organization")):
+        log = AuditLog(org_sessions(), stack.environment("organization")["AUDIT_TABLE"], clock=lambda: next(moments))
+        return [log.append(OrgContext.for_operator(org.org_id), item) for item in records]
+
+
+def test_the_api_lists_events_newest_first_in_pages(stack: LocalStack, org: Org) -> None:
+    appended = append_events(stack, org, [record(index) for index in range(5)])
+
+    first = stack.request("GET", "/v2/audit-events", key=org.admin_key, query={"limit": 3})
+    second = stack.request(
+        "GET",
+        "/v2/audit-events",
+        key=org.admin_key,
+        query={"limit": 3, "continuationToken": first.json()["continuationToken"]},
+    )
+
+    assert first.status == 200, first.body
+    assert [e["sequence"] for e in first.json()["items"]] == [5, 4, 3]
+    assert first.json()["hasMore"] is True
+    assert [e["sequence"] for e in second.json()["items"]] == [2, 1]
+    assert second.json()["items"][-1]["hash"] == appended[0]["hash"]
+
+
+def test_the_api_filters_events(stack: LocalStack, org: Org) -> None:
+    append_events(stack, org, [record(0, actor="key-a"), record(1, actor="key-b"), record(2, actor="key-a")])
+
+    by_actor = stack.request("GET", "/v2/audit-events", key=org.admin_key, query={"actorKeyId": "key-a"})
+    by_resource = stack.request("GET", "/v2/audit-events", key=org.admin_key, query={"resourceId": "site-1"})
+    in_the_future = stack.request("GET", "/v2/audit-events", key=org.admin_key, query={"from": "2999-01-01T00:00:00"})
+
+    assert [e["resourceId"] for e in by_actor.json()["items"]] == ["site-2", "site-0"]
+    assert [e["actorKeyId"] for e in by_resource.json()["items"]] == ["key-b"]
+    assert in_the_future.json()["items"] == []
+
+
+def test_the_api_verifies_the_chain_and_names_a_tampered_event(stack: LocalStack, org: Org) -> None:
+    appended = append_events(stack, org, [record(index) for index in range(4)])
+    assert stack.request("GET", "/v2/audit-events/verify", key=org.admin_key).json() == {
+        "valid": True,
+        "checked": 4,
+        "firstBrokenEventId": None,
+    }
+    context = OrgContext.for_operator(org.org_id)
+    key = {name: {"S": value} for name, value in audit_event_key(context, 3).items()}
+    boto3.client("dynamodb").update_item(
+        TableName=stack.environment("organization")["AUDIT_TABLE"],
+        Key=key,
+        UpdateExpression="SET actorKeyId = :actor",
+        ExpressionAttributeValues={":actor": {"S": "forged"}},
+    )
+
+    def verified(query: dict[str, str]) -> Any:
+        return stack.request("GET", "/v2/audit-events/verify", key=org.admin_key, query=query).json()
+
+    assert verified({}) == {"valid": False, "checked": 3, "firstBrokenEventId": appended[2]["eventId"]}
+    assert verified({"from": appended[2]["time"]})["firstBrokenEventId"] == appended[2]["eventId"]
+    assert verified({"from": appended[3]["time"]}) == {"valid": True, "checked": 1, "firstBrokenEventId": None}
+
+
+def test_another_orgs_events_are_never_listed(stack: LocalStack, org: Org, other_org: Org) -> None:
+    append_events(stack, org, [record()])
+
+    listed = stack.request("GET", "/v2/audit-events", key=other_org.admin_key)
+
+    assert listed.json()["items"] == []
+    assert org.org_id not in listed.body.decode("utf-8")
+
+
+def test_a_range_ending_before_it_starts_is_a_400(stack: LocalStack, org: Org) -> None:
+    response = stack.request(
+        "GET",
+        "/v2/audit-events",
+        key=org.admin_key,
+        query={"from": "2026-11-27T00:00:00Z", "to": "2026-11-26T00:00:00Z"},
+    )
+
+    assert response.status == 400
+
+
+# -- the operator CLI ---------------------------------------------------------------------------
+
+
+def run_verify(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], org: Org
+) -> tuple[int, Any]:
+    """``spectra audit verify ORG --stack …`` against this stack (its settings, moto's session)."""
+    settings = provisioning_settings(stack)
+    monkeypatch.setattr(cli, "_settings_and_session", lambda _args: (settings, boto3.Session(region_name=stack.region)))
+    code = cli.main(["audit", "verify", org.org_id, "--stack", "spectra-test", "--region", stack.region])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_cli_verify_reports_an_intact_chain(
+    stack: LocalStack, org: Org, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    append_events(stack, org, [record(index) for index in range(3)])
+
+    code, printed = run_verify(stack, monkeypatch, capsys, org)
+
+    assert (code, printed) == (0, {"orgId": org.org_id, "valid": True, "checked": 3, "firstBrokenEventId": None})
+
+
+def test_cli_verify_exits_4_naming_the_first_broken_event(
+    stack: LocalStack, org: Org, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended = append_events(stack, org, [record(index) for index in range(3)])
+    key = {name: {"S": value} for name, value in audit_event_key(OrgContext.for_operator(org.org_id), 2).items()}
+    boto3.client("dynamodb").delete_item(TableName=stack.environment("organization")["AUDIT_TABLE"], Key=key)
+
+    code, printed = run_verify(stack, monkeypatch, capsys, org)
+
+    assert code == 4
+    assert printed["firstBrokenEventId"] == appended[2]["eventId"]

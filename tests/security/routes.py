@@ -170,6 +170,8 @@ SAMPLE_REQUESTS: dict[tuple[str, str], Sample] = {
     ("GET", "/v2/organization"): Sample(),
     ("GET", "/v2/organization/settings"): Sample(),
     ("GET", "/v2/organization/limits"): Sample(),
+    ("GET", "/v2/audit-events"): Sample(),
+    ("GET", "/v2/audit-events/verify"): Sample(),
     ("PATCH", "/v2/organization/settings"): Sample(lambda _ids: {"telemetryRetentionDays": 90}),
     ("POST", "/v2/api-keys"): Sample(lambda _ids: key_body("matrix key", scopes=[scope("read")]), 201),
     ("GET", "/v2/api-keys"): Sample(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,15 @@ from botocore.exceptions import ClientError
 from spectra.audit.chain import AuditRecord, seal
 from spectra.errors import SpectraError
 from spectra.models.common import to_iso, utc_now
-from spectra.repositories.dynamo import OrgScopedTable, from_item, is_condition_failure, to_item, to_values
+from spectra.repositories.dynamo import (
+    OrgScopedTable,
+    QueryPage,
+    from_item,
+    is_condition_failure,
+    query_page,
+    to_item,
+    to_values,
+)
 from spectra.tenancy import keys
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
@@ -91,6 +99,28 @@ class AuditLog(OrgScopedTable):
         )
         items = response.get("Items", [])
         return _event(from_item(items[0])) if items else None
+
+    def page(
+        self,
+        org: OrgContext,
+        *,
+        limit: int,
+        start_after: Mapping[str, str] | None,
+        keep: Callable[[dict[str, Any]], bool],
+    ) -> QueryPage:
+        """A page of the org's events, newest first, filtered by ``keep``."""
+        page = query_page(
+            self._client(org),
+            table=self._table,
+            key_condition="pk = :pk AND begins_with(sk, :prefix)",
+            values={":pk": keys.audit_partition(org), ":prefix": keys.AUDIT_EVENT_SORT_PREFIX},
+            key_attributes=("pk", "sk"),
+            limit=limit,
+            start_after=start_after,
+            keep=keep,
+            newest_first=True,
+        )
+        return QueryPage([_event(item) for item in page.items], page.resume_after)
 
     def events(self, org: OrgContext, *, after_sequence: int = 0) -> Iterator[dict[str, Any]]:
         """The org's events in chain order, from the one after ``after_sequence``."""

@@ -47,6 +47,13 @@ def epoch_millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A query's moment in UTC: one given without an offset is taken as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def from_iso(text: str) -> datetime:
     """Parse a stored ISO-8601 timestamp."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
