@@ -54,7 +54,6 @@ def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
         usage_identifier_queue_url=outputs.get("UsageIdentifierQueueUrl", ""),
         rate_limit_table=outputs.get("RateLimitTableName", ""),
         audit_table=outputs.get("AuditTableName", ""),
-        rest_api_id=outputs.get("RestApiId", ""),
         telemetry_table_prefix=outputs.get("TelemetryTablePrefix", ""),
         org_role_prefix=outputs.get("OrgRolePrefix", ""),
         org_role_boundary_arn=outputs.get("OrgRoleBoundaryArn", ""),

@@ -36,7 +36,6 @@ class Settings:
     stage: str = "dev"
     authorizer_cache_ttl_seconds: int = 60
     usage_plan_ids: dict[str, str] = field(default_factory=dict)
-    rest_api_id: str = ""
     max_body_bytes: int = 1_048_576
     thing_events_queue_url: str = ""
     telemetry_table_prefix: str = ""
@@ -73,7 +72,6 @@ class Settings:
             stage=env.get("STAGE_NAME", "dev"),
             authorizer_cache_ttl_seconds=int(env.get("AUTHORIZER_CACHE_TTL_SECONDS", "60")),
             usage_plan_ids=json.loads(env.get("USAGE_PLAN_IDS", "{}") or "{}"),
-            rest_api_id=env.get("REST_API_ID", ""),
             max_body_bytes=int(env.get("MAX_BODY_BYTES", "1048576")),
             thing_events_queue_url=env.get("THING_EVENTS_QUEUE_URL", ""),
             telemetry_table_prefix=env.get("TELEMETRY_TABLE_PREFIX", ""),
