@@ -26,7 +26,6 @@ from spectra.repositories.dynamo import (
     QueryPage,
     from_item,
     is_condition_failure,
-    query_page,
     to_item,
     to_values,
 )
@@ -109,12 +108,10 @@ class AuditLog(OrgScopedTable):
         keep: Callable[[dict[str, Any]], bool],
     ) -> QueryPage:
         """A page of the org's events, newest first, filtered by ``keep``."""
-        page = query_page(
-            self._client(org),
-            table=self._table,
-            key_condition="pk = :pk AND begins_with(sk, :prefix)",
-            values={":pk": keys.audit_partition(org), ":prefix": keys.AUDIT_EVENT_SORT_PREFIX},
-            key_attributes=("pk", "sk"),
+        page = self._page(
+            org,
+            keys.audit_partition(org),
+            keys.AUDIT_EVENT_SORT_PREFIX,
             limit=limit,
             start_after=start_after,
             keep=keep,

@@ -251,6 +251,7 @@ class OrgScopedTable:
         start_after: Mapping[str, str] | None,
         keep: Callable[[dict[str, Any]], bool],
         consistent: bool = False,
+        newest_first: bool = False,
     ) -> QueryPage:
         return query_page(
             self._client(org),
@@ -262,6 +263,7 @@ class OrgScopedTable:
             start_after=start_after,
             keep=keep,
             consistent=consistent,
+            newest_first=newest_first,
         )
 
     def _update(self, org: OrgContext, operation: Mapping[str, Any]) -> dict[str, Any]:
