@@ -52,7 +52,7 @@ ORGANIZATION = "ORGANIZATION"
     summary="Create an API key (the secret is returned once)",
     responses=documented_created(CreatedApiKey),
 )
-@access(Action.ADMIN, ORGANIZATION, reveals=("key",))
+@access(Action.ADMIN, ORGANIZATION, reveals=("key",), audit="apiKey.create")
 def create_api_key(request: CreateApiKeyRequest, org: CurrentOrg) -> Response[CreatedApiKey]:
     key = keys.create(org, request)
     return created(key, f"/v2/api-keys/{key.keyId}")
@@ -78,19 +78,19 @@ def get_api_key(keyId: KeyId, org: CurrentOrg) -> ApiKeyRecord:
 
 
 @app.patch("/v2/api-keys/<keyId>", tags=["API keys"], summary="Change a key's name, scopes, IPs or expiry")
-@access(Action.ADMIN, ORGANIZATION)
+@access(Action.ADMIN, ORGANIZATION, audit="apiKey.update")
 def update_api_key(keyId: KeyId, request: UpdateApiKeyRequest, org: CurrentOrg) -> ApiKeyRecord:
     return keys.update(org, keyId, request)
 
 
 @app.post("/v2/api-keys/<keyId>/revoke", tags=["API keys"], summary="Revoke a key (permanent)")
-@access(Action.ADMIN, ORGANIZATION)
+@access(Action.ADMIN, ORGANIZATION, audit="apiKey.revoke")
 def revoke_api_key(keyId: KeyId, org: CurrentOrg) -> ApiKeyRecord:
     return keys.revoke(org, keyId)
 
 
 @app.post("/v2/api-keys/<keyId>/rotate", tags=["API keys"], summary="Issue a new secret, with a grace window")
-@access(Action.ADMIN, ORGANIZATION, reveals=("key",))
+@access(Action.ADMIN, ORGANIZATION, reveals=("key",), audit="apiKey.rotate")
 def rotate_api_key(keyId: KeyId, org: CurrentOrg, request: RotateApiKeyRequest | None = None) -> CreatedApiKey:
     return keys.rotate(org, keyId, request or RotateApiKeyRequest())
 

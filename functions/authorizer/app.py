@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.auth.authorizer import CredentialIndex, KeyAuthorizer
 from spectra.config import get_settings
-from spectra.deployment import api_key_pepper, api_key_repository
+from spectra.deployment import api_key_pepper, api_key_repository, audit_trail
 from spectra.errors import Unauthorized
 from spectra.observability import logger, metrics, tracer
 
@@ -19,6 +19,7 @@ authorizer = KeyAuthorizer(
     find_credential=CredentialIndex(dynamodb, settings.records_table).find,
     pepper=api_key_pepper,
     record_use=api_key_repository().record_use,
+    audit=audit_trail(),
     ttl_seconds=settings.authorizer_cache_ttl_seconds,
 )
 

@@ -78,7 +78,7 @@ ANY_TEMPLATE = "DEFINITION/Template/*"
 
 
 @app.post("/v2/definitions/metrics", tags=["Metric definitions"], responses=documented_created(Metric))
-@access(Action.WRITE, ANY_METRIC)
+@access(Action.WRITE, ANY_METRIC, audit="metric.create")
 def create_metric(request: CreateMetricRequest, org: CurrentOrg) -> Response[Metric]:
     metric = metric_definitions.create(org, request)
     return created(metric, f"/v2/definitions/metrics/{metric.metricId}")
@@ -112,20 +112,20 @@ def get_metric(metricId: MetricId, org: CurrentOrg) -> Metric:
 
 
 @app.put("/v2/definitions/metrics/<metricId>", tags=["Metric definitions"], summary="Replace the mutable fields")
-@access(Action.WRITE, METRIC)
+@access(Action.WRITE, METRIC, audit="metric.update")
 def replace_metric(metricId: MetricId, request: ReplaceMetricRequest, org: CurrentOrg) -> Metric:
     return metric_definitions.replace(org, metricId, request)
 
 
 @app.delete("/v2/definitions/metrics/<metricId>", tags=["Metric definitions"], summary="Soft-delete")
-@access(Action.WRITE, METRIC)
+@access(Action.WRITE, METRIC, audit="metric.delete")
 def delete_metric(metricId: MetricId, org: CurrentOrg) -> Response[None]:
     metric_definitions.delete(org, metricId)
     return no_content()
 
 
 @app.post("/v2/definitions/metrics/<metricId>/restore", tags=["Metric definitions"])
-@access(Action.WRITE, METRIC)
+@access(Action.WRITE, METRIC, audit="metric.restore")
 def restore_metric(metricId: MetricId, org: CurrentOrg) -> Metric:
     return metric_definitions.restore(org, metricId)
 
@@ -134,7 +134,7 @@ def restore_metric(metricId: MetricId, org: CurrentOrg) -> Metric:
 
 
 @app.post("/v2/definitions/thing-types", tags=["Thing types"], responses=documented_created(ThingType))
-@access(Action.WRITE, ANY_THING_TYPE)
+@access(Action.WRITE, ANY_THING_TYPE, audit="thingType.create")
 def create_thing_type(request: CreateThingTypeRequest, org: CurrentOrg) -> Response[ThingType]:
     thing_type = thing_types.create(org, request)
     return created(thing_type, f"/v2/definitions/thing-types/{thing_type.thingTypeId}")
@@ -159,14 +159,14 @@ def get_thing_type(thingTypeId: ThingTypeId, org: CurrentOrg) -> ThingType:
 
 
 @app.delete("/v2/definitions/thing-types/<thingTypeId>", tags=["Thing types"], summary="Soft-delete")
-@access(Action.WRITE, THING_TYPE)
+@access(Action.WRITE, THING_TYPE, audit="thingType.delete")
 def delete_thing_type(thingTypeId: ThingTypeId, org: CurrentOrg) -> Response[None]:
     thing_types.delete(org, thingTypeId)
     return no_content()
 
 
 @app.post("/v2/definitions/thing-types/<thingTypeId>/restore", tags=["Thing types"])
-@access(Action.WRITE, THING_TYPE)
+@access(Action.WRITE, THING_TYPE, audit="thingType.restore")
 def restore_thing_type(thingTypeId: ThingTypeId, org: CurrentOrg) -> ThingType:
     return thing_types.restore(org, thingTypeId)
 
@@ -177,7 +177,7 @@ def restore_thing_type(thingTypeId: ThingTypeId, org: CurrentOrg) -> ThingType:
     summary="Create a new version (a full snapshot)",
     responses=documented_created(ThingTypeVersion),
 )
-@access(Action.WRITE, THING_TYPE)
+@access(Action.WRITE, THING_TYPE, audit="thingTypeVersion.create")
 def create_thing_type_version(
     thingTypeId: ThingTypeId, request: CreateThingTypeVersionRequest, org: CurrentOrg
 ) -> Response[ThingTypeVersion]:
@@ -196,7 +196,7 @@ def get_thing_type_version(
 
 
 @app.put("/v2/definitions/thing-types/versions/<thingTypeDefId>", tags=["Thing types"], summary="Metadata only")
-@access(Action.WRITE, "DEFINITION/ThingTypeVersion/{thingTypeDefId}", ANY_THING_TYPE)
+@access(Action.WRITE, "DEFINITION/ThingTypeVersion/{thingTypeDefId}", ANY_THING_TYPE, audit="thingTypeVersion.update")
 def update_thing_type_version(
     thingTypeDefId: ThingTypeDefId, request: UpdateThingTypeVersionRequest, org: CurrentOrg
 ) -> ThingTypeVersion:
@@ -207,7 +207,7 @@ def update_thing_type_version(
 
 
 @app.post("/v2/templates", tags=["Templates"], responses=documented_created(Template))
-@access(Action.WRITE, ANY_TEMPLATE)
+@access(Action.WRITE, ANY_TEMPLATE, audit="template.create")
 def create_template(request: CreateTemplateRequest, org: CurrentOrg) -> Response[Template]:
     template = templates.create(org, request)
     return created(template, f"/v2/templates/{template.templateId}")
@@ -235,20 +235,20 @@ def get_template(templateId: TemplateId, org: CurrentOrg) -> Template:
 
 
 @app.put("/v2/templates/<templateId>", tags=["Templates"], summary="Replace (bumps revision)")
-@access(Action.WRITE, TEMPLATE)
+@access(Action.WRITE, TEMPLATE, audit="template.update")
 def replace_template(templateId: TemplateId, request: ReplaceTemplateRequest, org: CurrentOrg) -> Template:
     return templates.replace(org, templateId, request)
 
 
 @app.delete("/v2/templates/<templateId>", tags=["Templates"], summary="Soft-delete")
-@access(Action.WRITE, TEMPLATE)
+@access(Action.WRITE, TEMPLATE, audit="template.delete")
 def delete_template(templateId: TemplateId, org: CurrentOrg) -> Response[None]:
     templates.delete(org, templateId)
     return no_content()
 
 
 @app.post("/v2/templates/<templateId>/restore", tags=["Templates"])
-@access(Action.WRITE, TEMPLATE)
+@access(Action.WRITE, TEMPLATE, audit="template.restore")
 def restore_template(templateId: TemplateId, org: CurrentOrg) -> Template:
     return templates.restore(org, templateId)
 

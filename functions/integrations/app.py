@@ -82,7 +82,7 @@ def integration_types() -> IntegrationCatalog:
     summary="Map a remote id to a thing or place",
     responses=documented_created(ResourceMapping),
 )
-@access(Action.WRITE, ANY_INTEGRATION)
+@access(Action.WRITE, ANY_INTEGRATION, audit="resourceMapping.create")
 def create_resource_mapping(request: CreateResourceMappingRequest, org: CurrentOrg) -> Response[ResourceMapping]:
     mapping = integrations.create_mapping(org, request)
     return created(mapping, f"/v2/integrations/resource-mappings/{mapping.mappingId}")
@@ -107,14 +107,14 @@ def get_resource_mapping(mappingId: MappingId, org: CurrentOrg) -> ResourceMappi
 
 
 @app.delete("/v2/integrations/resource-mappings/<mappingId>", tags=["Integrations"])
-@access(Action.WRITE, ANY_INTEGRATION)
+@access(Action.WRITE, ANY_INTEGRATION, audit="resourceMapping.delete")
 def delete_resource_mapping(mappingId: MappingId, org: CurrentOrg) -> Response[None]:
     integrations.delete_mapping(org, mappingId)
     return no_content()
 
 
 @app.post("/v2/integrations", tags=["Integrations"], responses=documented_created(Integration))
-@access(Action.WRITE, ANY_INTEGRATION)
+@access(Action.WRITE, ANY_INTEGRATION, audit="integration.create")
 def create_integration(request: CreateIntegrationRequest, org: CurrentOrg) -> Response[Integration]:
     integration = integrations.create(org, request)
     return created(integration, f"/v2/integrations/{integration.integrationId}")
@@ -142,7 +142,7 @@ def get_integration(integrationId: IntegrationId, org: CurrentOrg) -> Integratio
 
 
 @app.patch("/v2/integrations/<integrationId>", tags=["Integrations"], summary="Update (never secrets)")
-@access(Action.WRITE, INTEGRATION)
+@access(Action.WRITE, INTEGRATION, audit="integration.update")
 def update_integration(integrationId: IntegrationId, request: UpdateIntegrationRequest, org: CurrentOrg) -> Integration:
     return integrations.update(org, integrationId, request)
 
@@ -152,7 +152,7 @@ def update_integration(integrationId: IntegrationId, request: UpdateIntegrationR
     tags=["Integrations"],
     summary="Replace the secret values (write-only)",
 )
-@access(Action.WRITE, INTEGRATION)
+@access(Action.WRITE, INTEGRATION, audit="integration.replaceSecrets")
 def replace_secret_properties(
     integrationId: IntegrationId, request: SecretPropertiesRequest, org: CurrentOrg
 ) -> Integration:
@@ -160,7 +160,7 @@ def replace_secret_properties(
 
 
 @app.delete("/v2/integrations/<integrationId>", tags=["Integrations"], summary="Delete (the secret is scheduled)")
-@access(Action.WRITE, INTEGRATION)
+@access(Action.WRITE, INTEGRATION, audit="integration.delete")
 def delete_integration(integrationId: IntegrationId, org: CurrentOrg) -> Response[None]:
     integrations.delete(org, integrationId)
     return no_content()

@@ -49,7 +49,7 @@ def get_organization_settings(org: CurrentOrg) -> OrganizationSettings:
 
 
 @app.patch("/v2/organization/settings", tags=["Organization"], summary="Change settings (telemetry retention)")
-@access(Action.ADMIN, "ORGANIZATION")
+@access(Action.ADMIN, "ORGANIZATION", audit="settings.update")
 def update_organization_settings(request: UpdateSettingsRequest, org: CurrentOrg) -> SettingsChange:
     return organizations.update_settings(org, request)
 

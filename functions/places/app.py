@@ -62,7 +62,7 @@ FLEET = "PLACE/Fleet/{fleetId}"
 
 
 @app.post("/v2/sites", tags=["Sites"], responses=documented_created(Site))
-@access(Action.WRITE, "PLACE/Site/*")
+@access(Action.WRITE, "PLACE/Site/*", audit="site.create")
 def create_site(request: CreateSiteRequest, org: CurrentOrg) -> Response[Site]:
     site = places.create_site(org, request)
     return created(site, f"/v2/sites/{site.siteId}")
@@ -83,13 +83,13 @@ def get_site(siteId: SiteId, org: CurrentOrg) -> Site:
 
 
 @app.patch("/v2/sites/<siteId>", tags=["Sites"])
-@access(Action.WRITE, SITE)
+@access(Action.WRITE, SITE, audit="site.update")
 def update_site(siteId: SiteId, request: UpdateSiteRequest, org: CurrentOrg) -> Site:
     return places.update_site(org, siteId, request)
 
 
 @app.delete("/v2/sites/<siteId>", tags=["Sites"], summary="Delete (409 while it has things or levels)")
-@access(Action.WRITE, SITE)
+@access(Action.WRITE, SITE, audit="site.delete")
 def delete_site(siteId: SiteId, org: CurrentOrg) -> Response[None]:
     places.delete_site(org, siteId)
     return no_content()
@@ -99,7 +99,7 @@ def delete_site(siteId: SiteId, org: CurrentOrg) -> Response[None]:
 
 
 @app.post("/v2/sites/<siteId>/levels", tags=["Levels"], responses=documented_created(Level))
-@access(Action.WRITE, SITE)
+@access(Action.WRITE, SITE, audit="level.create")
 def create_level(siteId: SiteId, request: CreateLevelRequest, org: CurrentOrg) -> Response[Level]:
     level = places.create_level(org, siteId, request)
     return created(level, f"/v2/sites/{siteId}/levels/{level.levelId}")
@@ -118,13 +118,13 @@ def get_level(siteId: SiteId, levelId: LevelId, org: CurrentOrg) -> Level:
 
 
 @app.patch("/v2/sites/<siteId>/levels/<levelId>", tags=["Levels"], summary="Rename, describe, or move (parentLevelId)")
-@access(Action.WRITE, SITE)
+@access(Action.WRITE, SITE, audit="level.update")
 def update_level(siteId: SiteId, levelId: LevelId, request: UpdateLevelRequest, org: CurrentOrg) -> Level:
     return places.update_level(org, siteId, levelId, request)
 
 
 @app.delete("/v2/sites/<siteId>/levels/<levelId>", tags=["Levels"], summary="Delete (409 with children or things)")
-@access(Action.WRITE, SITE)
+@access(Action.WRITE, SITE, audit="level.delete")
 def delete_level(siteId: SiteId, levelId: LevelId, org: CurrentOrg) -> Response[None]:
     places.delete_level(org, siteId, levelId)
     return no_content()
@@ -134,7 +134,7 @@ def delete_level(siteId: SiteId, levelId: LevelId, org: CurrentOrg) -> Response[
 
 
 @app.post("/v2/fleets", tags=["Fleets"], responses=documented_created(Fleet))
-@access(Action.WRITE, "PLACE/Fleet/*")
+@access(Action.WRITE, "PLACE/Fleet/*", audit="fleet.create")
 def create_fleet(request: CreateFleetRequest, org: CurrentOrg) -> Response[Fleet]:
     fleet = places.create_fleet(org, request)
     return created(fleet, f"/v2/fleets/{fleet.fleetId}")
@@ -155,13 +155,13 @@ def get_fleet(fleetId: FleetId, org: CurrentOrg) -> Fleet:
 
 
 @app.patch("/v2/fleets/<fleetId>", tags=["Fleets"])
-@access(Action.WRITE, FLEET)
+@access(Action.WRITE, FLEET, audit="fleet.update")
 def update_fleet(fleetId: FleetId, request: UpdateFleetRequest, org: CurrentOrg) -> Fleet:
     return places.update_fleet(org, fleetId, request)
 
 
 @app.delete("/v2/fleets/<fleetId>", tags=["Fleets"], summary="Delete (409 while it has things)")
-@access(Action.WRITE, FLEET)
+@access(Action.WRITE, FLEET, audit="fleet.delete")
 def delete_fleet(fleetId: FleetId, org: CurrentOrg) -> Response[None]:
     places.delete_fleet(org, fleetId)
     return no_content()

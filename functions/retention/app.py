@@ -1,4 +1,5 @@
-"""Scheduled retention: every org's telemetry kept exactly as long as its current window.
+"""Scheduled retention: every org's telemetry kept exactly as long as its current window, and
+its audit log checked (events past retention hidden and left to TTL, the kept chain verified).
 
 EventBridge starts a pass each day at ``RetentionPassHourUtc`` and nudges the job every 15 minutes, so a pass that one
 invocation cannot finish continues from its checkpoint; once a day's pass is done for every org,
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spectra.config import get_settings
-from spectra.deployment import organization_repository, telemetry_tables, thing_events, thing_repository
+from spectra.deployment import audit_log, organization_repository, telemetry_tables, thing_events, thing_repository
 from spectra.observability import logger, metrics, tracer
 from spectra.repositories.organizations import OrganizationRegistry
 from spectra.repositories.retention import RetentionCheckpoints
@@ -37,6 +38,7 @@ job = RetentionJob(
     sqs=sqs,
     queue_url=settings.thing_events_queue_url,
     pass_hour_utc=settings.retention_pass_hour_utc,
+    audit=audit_log() if settings.audit_table else None,
 )
 
 

@@ -54,14 +54,14 @@ THING = ("PLACE/*/*/THING/*/{thingId}", "THING/*/{thingId}")
 
 
 @app.post("/v2/sites/<siteId>/things", tags=["Things"], responses=documented_created(Thing))
-@access(Action.WRITE, "PLACE/Site/{siteId}/THING/*/*", "THING/*/*")
+@access(Action.WRITE, "PLACE/Site/{siteId}/THING/*/*", "THING/*/*", audit="thing.create")
 def create_thing_in_site(siteId: SiteId, request: CreateThingRequest, org: CurrentOrg) -> Response[Thing]:
     thing = things.create(org, "Site", siteId, request)
     return created(thing, f"/v2/things/{thing.thingId}")
 
 
 @app.post("/v2/fleets/<fleetId>/things", tags=["Things"], responses=documented_created(Thing))
-@access(Action.WRITE, "PLACE/Fleet/{fleetId}/THING/*/*", "THING/*/*")
+@access(Action.WRITE, "PLACE/Fleet/{fleetId}/THING/*/*", "THING/*/*", audit="thing.create")
 def create_thing_in_fleet(fleetId: FleetId, request: CreateThingRequest, org: CurrentOrg) -> Response[Thing]:
     thing = things.create(org, "Fleet", fleetId, request)
     return created(thing, f"/v2/things/{thing.thingId}")
@@ -114,13 +114,13 @@ def get_thing(thingId: ThingId, org: CurrentOrg) -> Thing:
 @app.patch(
     "/v2/things/<thingId>", tags=["Things"], summary="Merge changes; transfer (placeId) or rebind (thingTypeDefId)"
 )
-@access(Action.WRITE, *THING)
+@access(Action.WRITE, *THING, audit="thing.update")
 def update_thing(thingId: ThingId, request: UpdateThingRequest, org: CurrentOrg) -> Thing:
     return things.update(org, thingId, request)
 
 
 @app.delete("/v2/things/<thingId>", tags=["Things"], summary="Delete (telemetry purged in the background)")
-@access(Action.WRITE, *THING)
+@access(Action.WRITE, *THING, audit="thing.delete")
 def delete_thing(thingId: ThingId, org: CurrentOrg) -> Response[None]:
     things.delete(org, thingId)
     return no_content()

@@ -100,6 +100,11 @@ def _identifier_attached(result: Any) -> None:
     assert profile["usageApiKeyId"]
 
 
+def _audit_chain_valid(result: Any) -> None:
+    assert result["statusCode"] == 200, result.get("body")
+    assert json.loads(result["body"])["valid"] is True
+
+
 EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "authorizer/valid-admin-key.json": _allowed,
     "authorizer/unknown-key.json": UNAUTHORIZED,
@@ -115,6 +120,8 @@ EXPECTED: dict[str, Callable[[Any], None] | str] = {
     "organization/get-organization.json": _status(200),
     "organization/get-settings.json": _status(200),
     "organization/get-limits.json": _standard_plan_limits,
+    "organization/list-audit-events.json": _status(200),
+    "organization/verify-audit-events.json": _audit_chain_valid,
     "organization/shorten-retention.json": _status(200),
     "organization/retention-out-of-range.json": _status(400),
     "definitions/create-metric.json": _status(201),

@@ -14,6 +14,7 @@ import pytest
 from spectra.audit.chain import AuditRecord, verify
 from spectra.audit.store import DEFAULT_AUDIT_RETENTION_DAYS, AuditLog
 from spectra.deployment import audit_log, org_sessions
+from spectra.identifiers import new_guid
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.keys import audit_event_key
 from spectra_cli import main as cli
@@ -48,22 +49,34 @@ def stored_events(stack: LocalStack, log: AuditLog, org: Org) -> list[dict[str, 
         return list(log.events(OrgContext.for_operator(org.org_id)))
 
 
-def test_appends_form_a_chain_that_verifies(stack: LocalStack, org: Org) -> None:
+@pytest.fixture
+def unprovisioned() -> Org:
+    """An org id with an empty chain: the store's own tests need no org (a provisioned org's
+    chain starts with its ``organization.create`` event)."""
+    return Org(org_id=new_guid(), name="", admin_key="", admin_key_id="")
+
+
+@pytest.fixture
+def second_unprovisioned() -> Org:
+    return Org(org_id=new_guid(), name="", admin_key="", admin_key_id="")
+
+
+def test_appends_form_a_chain_that_verifies(stack: LocalStack, unprovisioned: Org) -> None:
     log = log_of(stack)
-    context = OrgContext.for_operator(org.org_id)
+    context = OrgContext.for_operator(unprovisioned.org_id)
     with function_environment(stack.environment("organization")):
         appended = [log.append(context, record(index)) for index in range(4)]
 
-    events = stored_events(stack, log, org)
+    events = stored_events(stack, log, unprovisioned)
 
     assert [e["sequence"] for e in events] == [1, 2, 3, 4]
     assert events == appended
     assert verify(events).valid
 
 
-def test_concurrent_writers_never_fork_the_chain(stack: LocalStack, org: Org) -> None:
+def test_concurrent_writers_never_fork_the_chain(stack: LocalStack, unprovisioned: Org) -> None:
     log = log_of(stack)
-    context = OrgContext.for_operator(org.org_id)
+    context = OrgContext.for_operator(unprovisioned.org_id)
     environment = stack.environment("organization")
     failures: list[BaseException] = []
 
@@ -81,25 +94,25 @@ def test_concurrent_writers_never_fork_the_chain(stack: LocalStack, org: Org) ->
     for thread in threads:
         thread.join()
 
-    events = stored_events(stack, log, org)
+    events = stored_events(stack, log, unprovisioned)
     assert failures == []
     assert [e["sequence"] for e in events] == list(range(1, WRITERS * EVENTS_PER_WRITER + 1))
     assert verify(events).valid
 
 
-def test_each_org_has_its_own_chain(stack: LocalStack, org: Org, other_org: Org) -> None:
+def test_each_org_has_its_own_chain(stack: LocalStack, unprovisioned: Org, second_unprovisioned: Org) -> None:
     log = log_of(stack)
     with function_environment(stack.environment("organization")):
-        log.append(OrgContext.for_operator(org.org_id), record())
-        log.append(OrgContext.for_operator(other_org.org_id), record())
+        log.append(OrgContext.for_operator(unprovisioned.org_id), record())
+        log.append(OrgContext.for_operator(second_unprovisioned.org_id), record())
 
-    assert [e["sequence"] for e in stored_events(stack, log, org)] == [1]
-    assert [e["orgId"] for e in stored_events(stack, log, other_org)] == [other_org.org_id]
+    assert [e["sequence"] for e in stored_events(stack, log, unprovisioned)] == [1]
+    assert [e["orgId"] for e in stored_events(stack, log, second_unprovisioned)] == [second_unprovisioned.org_id]
 
 
-def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, org: Org) -> None:
+def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, unprovisioned: Org) -> None:
     log = log_of(stack)
-    context = OrgContext.for_operator(org.org_id)
+    context = OrgContext.for_operator(unprovisioned.org_id)
     with function_environment(stack.environment("organization")):
         for index in range(3):
             log.append(context, record(index))
@@ -112,15 +125,15 @@ def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, org: Org) -> 
         ExpressionAttributeValues={":outcome": {"S": "denied"}},
     )
 
-    result = verify(stored_events(stack, log, org))
+    result = verify(stored_events(stack, log, unprovisioned))
 
     assert not result.valid
-    assert result.first_broken_event_id == stored_events(stack, log, org)[1]["eventId"]
+    assert result.first_broken_event_id == stored_events(stack, log, unprovisioned)[1]["eventId"]
 
 
-def test_a_deleted_event_is_caught(stack: LocalStack, org: Org) -> None:
+def test_a_deleted_event_is_caught(stack: LocalStack, unprovisioned: Org) -> None:
     log = log_of(stack)
-    context = OrgContext.for_operator(org.org_id)
+    context = OrgContext.for_operator(unprovisioned.org_id)
     with function_environment(stack.environment("organization")):
         for index in range(3):
             log.append(context, record(index))
@@ -128,14 +141,14 @@ def test_a_deleted_event_is_caught(stack: LocalStack, org: Org) -> None:
     key = {name: {"S": value} for name, value in audit_event_key(context, 2).items()}
     boto3.client("dynamodb").delete_item(TableName=table, Key=key)
 
-    events = stored_events(stack, log, org)
+    events = stored_events(stack, log, unprovisioned)
 
     assert verify(events).first_broken_event_id == events[1]["eventId"]
 
 
-def test_events_expire_after_the_audit_retention(stack: LocalStack, org: Org) -> None:
+def test_events_expire_after_the_audit_retention(stack: LocalStack, unprovisioned: Org) -> None:
     log = log_of(stack)
-    context = OrgContext.for_operator(org.org_id)
+    context = OrgContext.for_operator(unprovisioned.org_id)
     with function_environment(stack.environment("organization")):
         event = log.append(context, record())
     table = stack.environment("organization")["AUDIT_TABLE"]
@@ -151,7 +164,8 @@ def test_events_expire_after_the_audit_retention(stack: LocalStack, org: Org) ->
 
 def append_events(stack: LocalStack, org: Org, records: list[AuditRecord]) -> list[dict[str, Any]]:
     """Events a second apart (so a time range can split them exactly), as the functions write them."""
-    moments = iter(datetime(2026, 11, 27, 5, 0, tzinfo=UTC) + timedelta(seconds=n) for n in range(len(records)))
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)  # after the org's creation
+    moments = iter(start + timedelta(seconds=n) for n in range(len(records)))
     stack.function("organization").load()
     with function_environment(stack.environment("organization")):
         log = AuditLog(org_sessions(), stack.environment("organization")["AUDIT_TABLE"], clock=lambda: next(moments))
@@ -170,10 +184,11 @@ def test_the_api_lists_events_newest_first_in_pages(stack: LocalStack, org: Org)
     )
 
     assert first.status == 200, first.body
-    assert [e["sequence"] for e in first.json()["items"]] == [5, 4, 3]
+    assert [e["sequence"] for e in first.json()["items"]] == [6, 5, 4]
     assert first.json()["hasMore"] is True
-    assert [e["sequence"] for e in second.json()["items"]] == [2, 1]
-    assert second.json()["items"][-1]["hash"] == appended[0]["hash"]
+    assert [e["sequence"] for e in second.json()["items"]] == [3, 2, 1]
+    assert second.json()["items"][-2]["hash"] == appended[0]["hash"]
+    assert second.json()["items"][-1]["action"] == "organization.create"
 
 
 def test_the_api_filters_events(stack: LocalStack, org: Org) -> None:
@@ -192,11 +207,11 @@ def test_the_api_verifies_the_chain_and_names_a_tampered_event(stack: LocalStack
     appended = append_events(stack, org, [record(index) for index in range(4)])
     assert stack.request("GET", "/v2/audit-events/verify", key=org.admin_key).json() == {
         "valid": True,
-        "checked": 4,
+        "checked": 5,
         "firstBrokenEventId": None,
     }
     context = OrgContext.for_operator(org.org_id)
-    key = {name: {"S": value} for name, value in audit_event_key(context, 3).items()}
+    key = {name: {"S": value} for name, value in audit_event_key(context, 4).items()}
     boto3.client("dynamodb").update_item(
         TableName=stack.environment("organization")["AUDIT_TABLE"],
         Key=key,
@@ -207,7 +222,7 @@ def test_the_api_verifies_the_chain_and_names_a_tampered_event(stack: LocalStack
     def verified(query: dict[str, str]) -> Any:
         return stack.request("GET", "/v2/audit-events/verify", key=org.admin_key, query=query).json()
 
-    assert verified({}) == {"valid": False, "checked": 3, "firstBrokenEventId": appended[2]["eventId"]}
+    assert verified({}) == {"valid": False, "checked": 4, "firstBrokenEventId": appended[2]["eventId"]}
     assert verified({"from": appended[2]["time"]})["firstBrokenEventId"] == appended[2]["eventId"]
     assert verified({"from": appended[3]["time"]}) == {"valid": True, "checked": 1, "firstBrokenEventId": None}
 
@@ -217,7 +232,7 @@ def test_another_orgs_events_are_never_listed(stack: LocalStack, org: Org, other
 
     listed = stack.request("GET", "/v2/audit-events", key=other_org.admin_key)
 
-    assert listed.json()["items"] == []
+    assert [event["action"] for event in listed.json()["items"]] == ["organization.create"]
     assert org.org_id not in listed.body.decode("utf-8")
 
 
@@ -252,14 +267,14 @@ def test_cli_verify_reports_an_intact_chain(
 
     code, printed = run_verify(stack, monkeypatch, capsys, org)
 
-    assert (code, printed) == (0, {"orgId": org.org_id, "valid": True, "checked": 3, "firstBrokenEventId": None})
+    assert (code, printed) == (0, {"orgId": org.org_id, "valid": True, "checked": 4, "firstBrokenEventId": None})
 
 
 def test_cli_verify_exits_4_naming_the_first_broken_event(
     stack: LocalStack, org: Org, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     appended = append_events(stack, org, [record(index) for index in range(3)])
-    key = {name: {"S": value} for name, value in audit_event_key(OrgContext.for_operator(org.org_id), 2).items()}
+    key = {name: {"S": value} for name, value in audit_event_key(OrgContext.for_operator(org.org_id), 3).items()}
     boto3.client("dynamodb").delete_item(TableName=stack.environment("organization")["AUDIT_TABLE"], Key=key)
 
     code, printed = run_verify(stack, monkeypatch, capsys, org)

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from spectra.audit.chain import GENESIS_HASH, AuditRecord, event_hash, seal, verify
+from spectra.audit.chain import GENESIS_HASH, AuditRecord, event_hash, seal, verify, verify_kept
 
 ORG = "6f1c2a8e-0d5b-4c1e-9a7f-3b2d1e0c9a84"
+EXPIRES_AT = 1_830_000_000
+"""When the first event of ``chain()`` expires (each later one a second later)."""
 
 
 def chain(length: int) -> list[dict[str, Any]]:
@@ -30,6 +32,7 @@ def chain(length: int) -> list[dict[str, Any]]:
                 org_id=ORG,
                 event_id=f"event-{index + 1}",
                 time=f"2026-11-27T05:00:{index:02d}Z",
+                expires_at=EXPIRES_AT + index,
                 previous=events[-1] if events else None,
             )
         )
@@ -98,4 +101,41 @@ def test_the_hash_covers_every_field_but_itself() -> None:
     for field in ("eventId", "orgId", "time", "action", "resourceType", "resourceId", "requestId", "sourceIp"):
         assert event_hash({**event, field: "changed"}) != event["hash"], field
     assert event_hash({**event, "changes": ["password"]}) != event["hash"]
+    assert event_hash({**event, "expiresAt": EXPIRES_AT + 86_400}) != event["hash"]
+    assert event_hash({**event, "previousExpiresAt": EXPIRES_AT}) != event["hash"]
     assert event_hash({**event, "hash": "anything"}) == event["hash"]
+
+
+def test_a_chain_whose_oldest_events_expired_starts_at_its_oldest_kept_event() -> None:
+    events = chain(6)
+    after_event_3_expired = EXPIRES_AT + 2
+
+    assert verify_kept(events[3:], now=after_event_3_expired).valid
+    assert verify_kept(events[3:], now=after_event_3_expired).checked == 3
+
+
+def test_events_removed_before_they_expired_are_caught_at_the_oldest_kept_event() -> None:
+    events = chain(6)
+    before_event_3_expired = EXPIRES_AT + 1
+
+    result = verify_kept(events[3:], now=before_event_3_expired)
+
+    assert (result.valid, result.first_broken_event_id) == (False, events[3]["eventId"])
+
+
+def test_the_oldest_kept_event_carries_when_the_one_before_it_expires() -> None:
+    events = chain(2)
+
+    assert "previousExpiresAt" not in events[0]
+    assert events[1]["previousExpiresAt"] == events[0]["expiresAt"] == EXPIRES_AT
+
+
+def test_a_kept_chain_still_catches_a_gap_after_its_oldest_event() -> None:
+    events = chain(6)
+    kept = [events[2], events[3], events[5]]
+
+    assert verify_kept(kept, now=EXPIRES_AT + 10).first_broken_event_id == events[5]["eventId"]
+
+
+def test_an_empty_kept_chain_is_valid() -> None:
+    assert verify_kept([], now=EXPIRES_AT).valid

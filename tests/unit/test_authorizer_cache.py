@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from spectra.auth.authorizer import KeyAuthorizer
+from spectra.audit.chain import AuditRecord
+from spectra.audit.trail import AuditTrail
+from spectra.auth.authorizer import AUDITED_REFUSALS_PER_MINUTE, KeyAuthorizer
 from spectra.auth.credentials import ApiKeyCredential, KeyType, hash_credential
 from spectra.errors import Unauthorized
+from spectra.tenancy.context import OrgContext
 
 PEPPER = b"pepper"
 ORG_ID = "6f1c2a8e-0d5b-4c1e-9a7f-3b2d1e0c9a84"
@@ -87,3 +90,44 @@ def test_wrong_secrets_cause_at_most_one_reread_per_second(
     with pytest.raises(Unauthorized):
         authorizer.authorize(event(ApiKeyCredential.generate(KeyType.ADMIN, credential.key_id).reveal()))
     assert store.reads == 3
+
+
+class Trail:
+    """Collects what the authorizer would append to the org's audit log."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, AuditRecord]] = []
+
+    def record(self, org: OrgContext, record: AuditRecord) -> dict[str, Any] | None:
+        self.records.append((org.org_id, record))
+        return None
+
+
+def test_refusals_of_a_known_key_are_recorded_up_to_a_budget_per_minute() -> None:
+    credential = ApiKeyCredential.generate(KeyType.ADMIN)
+    store, clock, trail = Store(credential), Clock(), Trail()
+    authorizer = KeyAuthorizer(
+        find_credential=store.find,
+        pepper=lambda: PEPPER,
+        audit=cast(AuditTrail, trail),
+        clock=clock,
+    )
+    forged = ApiKeyCredential.generate(KeyType.ADMIN, credential.key_id).reveal()
+
+    for _ in range(AUDITED_REFUSALS_PER_MINUTE + 5):
+        with pytest.raises(Unauthorized):
+            authorizer.authorize(event(forged))
+    recorded_this_minute = len(trail.records)
+    clock.now += 60
+    with pytest.raises(Unauthorized):
+        authorizer.authorize(event(forged))
+
+    assert recorded_this_minute == AUDITED_REFUSALS_PER_MINUTE
+    assert len(trail.records) == AUDITED_REFUSALS_PER_MINUTE + 1
+    org_id, record = trail.records[0]
+    assert (org_id, record.action, record.outcome, record.actor_key_id) == (
+        ORG_ID,
+        "apiKey.authenticate",
+        "denied",
+        credential.key_id,
+    )

@@ -52,6 +52,8 @@ class Settings:
     """The hour (UTC) at which each day's retention pass begins (the daily schedule's hour)."""
     audit_table: str = ""
     """Every org's audit chain (append-only)."""
+    audit_retention_days: int = 400
+    """How long audit events are kept (then DynamoDB's TTL removes them; no role can delete)."""
     rate_limit_table: str = ""
     """The per-org token buckets (every API function takes a token per request)."""
     usage_identifier_queue_url: str = ""
@@ -85,6 +87,7 @@ class Settings:
             secrets_vpc_endpoint_id=env.get("SECRETS_VPC_ENDPOINT_ID", ""),
             operator_role_arn=env.get("OPERATOR_ROLE_ARN", ""),
             audit_table=env.get("AUDIT_TABLE", ""),
+            audit_retention_days=int(env.get("AUDIT_RETENTION_DAYS", "400")),
             rate_limit_table=env.get("RATE_LIMIT_TABLE", ""),
             usage_identifier_queue_url=env.get("USAGE_IDENTIFIER_QUEUE_URL", ""),
             control_plane_calls_per_second=float(env.get("CONTROL_PLANE_CALLS_PER_SECOND", "2")),

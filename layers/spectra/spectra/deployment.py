@@ -11,6 +11,7 @@ from functools import cache
 import boto3
 
 from spectra.audit.store import AuditLog
+from spectra.audit.trail import AuditTrail
 from spectra.config import get_settings
 from spectra.events import ThingEvents
 from spectra.observability import logger
@@ -122,4 +123,11 @@ def rate_limiter() -> RateLimiter | None:
 @cache
 def audit_log() -> AuditLog:
     """Every org's audit chain, appended and read with the org's own credentials."""
-    return AuditLog(org_sessions(), get_settings().audit_table)
+    settings = get_settings()
+    return AuditLog(org_sessions(), settings.audit_table, retention_days=settings.audit_retention_days)
+
+
+@cache
+def audit_trail() -> AuditTrail:
+    """Where the request path and operator tools record what they did (never failing the work)."""
+    return AuditTrail(lambda: audit_log() if get_settings().audit_table else None)

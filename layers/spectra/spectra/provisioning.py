@@ -17,6 +17,9 @@ from typing import Annotated, Any, Literal
 import boto3
 from pydantic import BaseModel, ConfigDict, Field
 
+from spectra.audit.chain import AuditRecord
+from spectra.audit.store import AuditLog
+from spectra.audit.trail import AuditTrail
 from spectra.auth.credentials import ApiKeyCredential, KeyType
 from spectra.auth.scopes import Action, ResourceFilter, Scope
 from spectra.config import Settings
@@ -151,9 +154,11 @@ class Provisioner:
         pepper: Callable[[], bytes],
         identifiers: UsageIdentifierRequests | None,
         stores: TelemetryStores | None = None,
+        audit: AuditTrail | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._stores = stores
+        self._audit = audit
         self._organizations = organizations
         self._keys = keys
         self._registry = registry
@@ -204,6 +209,7 @@ class Provisioner:
                 self._stores.delete(org.org_id)
             raise
         self._request_identifier(org.org_id)
+        self._record(org, "organization.create", ("name", "plan"))
         return CreatedOrganization(
             orgId=org.org_id,
             name=name,
@@ -224,6 +230,7 @@ class Provisioner:
         check_overrides_fit(new_plan, parse_overrides(profile.get("limitOverrides")))
         updated = self._facts.change(org, {"plan": new_plan.name})
         self._request_identifier(org_id)
+        self._record(org, "organization.changePlan", ("plan",))
         return _public_profile(updated)
 
     def set_limits(self, org_id: str, limits: Mapping[Tier, TierLimitOverride | None]) -> dict[str, Any]:
@@ -239,6 +246,7 @@ class Provisioner:
                 overrides[tier] = TierLimit(rate_per_minute=limit.ratePerMinute, burst=limit.burst)
         check_overrides_fit(plan_named(str(profile.get("plan", DEFAULT_PLAN))), overrides)
         updated = self._facts.change(org, {"limitOverrides": overrides_document(overrides) or None})
+        self._record(org, "organization.setLimits", tuple(f"limitOverrides.{tier.value}" for tier in limits))
         return _public_profile(updated)
 
     def reconcile(self, org_id: str) -> dict[str, Any]:
@@ -303,6 +311,7 @@ class Provisioner:
         self._request_identifier(org_id)
         if self._stores:
             self._stores.delete(org_id)
+        self._record(org, "organization.delete", ("status",))
         return {**_public_profile(updated), "telemetryStoreDeleted": self._stores is not None}
 
     def suspend(self, org_id: str) -> dict[str, Any]:
@@ -320,7 +329,23 @@ class Provisioner:
         # the profile), and every existing key is then brought in line.
         updated = self._facts.change(org, {"status": status})
         self._request_identifier(org_id)
+        self._record(org, "organization.suspend" if status == SUSPENDED else "organization.resume", ("status",))
         return _public_profile(updated)
+
+    def _record(self, org: OrgContext, action: str, changes: tuple[str, ...]) -> None:
+        """The org's audit log records what an operator changed (the actor is the operator)."""
+        if self._audit is not None:
+            self._audit.record(
+                org,
+                AuditRecord(
+                    action=action,
+                    resource_type="organization",
+                    resource_id=org.org_id,
+                    outcome="success",
+                    actor_key_id=org.key_id,
+                    changes=changes,
+                ),
+            )
 
     @staticmethod
     def _refuse_deleted(profile: Mapping[str, Any]) -> None:
@@ -361,4 +386,11 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
         registry=OrganizationRegistry(session.client("dynamodb"), settings.records_table),
         pepper=lambda: platform_secret(settings.api_key_pepper_secret_arn),
         identifiers=identifiers,
+        audit=AuditTrail(
+            lambda: (
+                AuditLog(sessions, settings.audit_table, retention_days=settings.audit_retention_days)
+                if settings.audit_table
+                else None
+            )
+        ),
     )

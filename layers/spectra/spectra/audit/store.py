@@ -65,13 +65,14 @@ class AuditLog(OrgScopedTable):
         for attempt in range(APPEND_ATTEMPTS):
             now = self._clock()
             event = seal(
-                record, org_id=org.org_id, event_id=str(uuid.uuid4()), time=to_iso(now), previous=self.head(org)
+                record,
+                org_id=org.org_id,
+                event_id=str(uuid.uuid4()),
+                time=to_iso(now),
+                expires_at=int((now + self._retention).timestamp()),
+                previous=self.head(org),
             )
-            item = {
-                **event,
-                **keys.audit_event_key(org, int(event["sequence"])),
-                "expiresAt": int((now + self._retention).timestamp()),
-            }
+            item = {**event, **keys.audit_event_key(org, int(event["sequence"]))}
             try:
                 self._client(org).put_item(
                     TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
@@ -107,20 +108,57 @@ class AuditLog(OrgScopedTable):
         start_after: Mapping[str, str] | None,
         keep: Callable[[dict[str, Any]], bool],
     ) -> QueryPage:
-        """A page of the org's events, newest first, filtered by ``keep``."""
+        """A page of the org's retained events, newest first, filtered by ``keep``."""
+        now = self._clock()
         page = self._page(
             org,
             keys.audit_partition(org),
             keys.AUDIT_EVENT_SORT_PREFIX,
             limit=limit,
             start_after=start_after,
-            keep=keep,
+            keep=lambda item: self._retained(item, now) and keep(item),
             newest_first=True,
         )
         return QueryPage([_event(item) for item in page.items], page.resume_after)
 
     def events(self, org: OrgContext, *, after_sequence: int = 0) -> Iterator[dict[str, Any]]:
-        """The org's events in chain order, from the one after ``after_sequence``."""
+        """The org's retained events in chain order, from the one after ``after_sequence``.
+
+        Events past their ``expiresAt`` are left out even before DynamoDB's TTL removes them
+        (which can take days), so the log keeps exactly as long as configured. Only a leading
+        run is left out: clocks of concurrent writers may disagree by a little around the
+        cutoff, and a hidden event in the middle would look like a deletion to ``verify``.
+        """
+        now = self._clock()
+        leading = True
+        for item in self.stored_events(org, after_sequence=after_sequence):
+            if leading and not self._retained(item, now):
+                continue
+            leading = False
+            yield _event(item)
+
+    def expired(self, org: OrgContext) -> int:
+        """How many events are past the retention period but still stored (awaiting TTL)."""
+        now = self._clock()
+        count = 0
+        for item in self.stored_events(org):
+            if self._retained(item, now):
+                break
+            count += 1
+        return count
+
+    @staticmethod
+    def _retained(item: Mapping[str, Any], now: datetime) -> bool:
+        """Kept until ``expiresAt``: the retention in force when the event was written."""
+        expires_at = item.get("expiresAt")
+        return expires_at is None or int(expires_at) > now.timestamp()
+
+    def now(self) -> datetime:
+        """The log's clock (what "expired" is measured against)."""
+        return self._clock()
+
+    def stored_events(self, org: OrgContext, *, after_sequence: int = 0) -> Iterator[dict[str, Any]]:
+        """Every stored item of the org's chain in order, storage fields (``expiresAt``) included."""
         start: dict[str, Any] | None = None
         while True:
             params: dict[str, Any] = {
@@ -138,12 +176,12 @@ class AuditLog(OrgScopedTable):
                 params["ExclusiveStartKey"] = start
             response = self._client(org).query(**params)
             for raw in response.get("Items", []):
-                yield _event(from_item(raw))
+                yield from_item(raw)
             start = response.get("LastEvaluatedKey")
             if not start:
                 return
 
 
 def _event(item: dict[str, Any]) -> dict[str, Any]:
-    """An event as the chain defines it (the storage keys and TTL left out)."""
-    return {name: value for name, value in item.items() if name not in {"pk", "sk", "expiresAt"}}
+    """An event as the chain defines it (the storage keys left out)."""
+    return {name: value for name, value in item.items() if name not in {"pk", "sk"}}

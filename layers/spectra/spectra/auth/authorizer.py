@@ -6,6 +6,8 @@
   rotation grace window the previous hash is accepted too.
 - Unknown, malformed, revoked or expired keys and suspended orgs raise ``Unauthorized`` (API
   Gateway answers 401); a source IP outside the key's allow-list gets an explicit Deny (403).
+  When the key id is a real key of some org (a wrong secret, a revoked, expired or suspended
+  key, a disallowed IP), that org's audit log records the refused attempt.
 - An Allow covers every route of the stage, so a cached policy never mixes routes up.
 """
 
@@ -20,17 +22,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
     APIGatewayAuthorizerResponse,
 )
 from botocore.exceptions import ClientError
 
+from spectra.audit.chain import AuditRecord
+from spectra.audit.trail import AuditTrail
 from spectra.auth.credentials import ApiKeyCredential, KeyType, MalformedKey, credential_matches
 from spectra.auth.network import ip_allowed
 from spectra.errors import Unauthorized
 from spectra.models.common import from_iso, to_iso
-from spectra.observability import logger
+from spectra.observability import logger, metrics
 from spectra.ratelimits.plans import DEFAULT_PLAN
 from spectra.repositories.dynamo import from_item, to_values
 from spectra.tenancy import keys
@@ -39,6 +44,11 @@ from spectra.tenancy.context import OrgContext
 API_KEY_HEADER = "X-Api-Key"
 MAX_CACHED_KEYS = 10_000
 REFRESH_AFTER_MISMATCH_SECONDS = 1.0
+AUTHENTICATE_ACTION = "apiKey.authenticate"
+AUDITED_REFUSALS_PER_MINUTE = 60
+"""Per key id and container: a flood of forged secrets for a known key id must not become a
+flood of audit writes contending with the org's real changes (the excess is logged and counted)."""
+REFUSALS_NOT_AUDITED_METRIC = "AuditRefusalsNotRecorded"
 
 
 class CredentialIndex:
@@ -81,15 +91,18 @@ class KeyAuthorizer:
         find_credential: Callable[[str], dict[str, Any] | None],
         pepper: Callable[[], bytes],
         record_use: Callable[[OrgContext, str, str], None] | None = None,
+        audit: AuditTrail | None = None,
         ttl_seconds: int = 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._find_credential = find_credential
         self._pepper = pepper
         self._record_use = record_use
+        self._audit = audit
         self._ttl_seconds = ttl_seconds
         self._clock = clock
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._refusals: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -115,15 +128,13 @@ class KeyAuthorizer:
             # at most once a second per key, so guessing secrets cannot drive store reads.
             cached = self._refresh(credential.key_id, now)
         record = cached.record
-        if record is None or not self._secret_matches(credential, record, now):
+        if record is None:
             raise Unauthorized("Unknown API key.")
-        if record.get("state") != "Active" or record.get("orgStatus", "Active") != "Active":
-            raise Unauthorized("The API key is not active.")
-        expires_at = record.get("expiresAt")
-        if expires_at and from_iso(str(expires_at)).timestamp() <= now:
-            raise Unauthorized("The API key has expired.")
-        if KeyType(record["type"]) != credential.key_type:
-            raise Unauthorized("Unknown API key.")
+        refusal = self._refusal(credential, record, now)
+        if refusal is not None:
+            # The key id is one of an org's keys: the org's audit log records the attempt.
+            self._record_denial(event, record, credential.key_id)
+            raise Unauthorized(refusal)
 
         arn = event.parsed_arn
         response = APIGatewayAuthorizerResponse(
@@ -150,11 +161,68 @@ class KeyAuthorizer:
         source_ip = event.request_context.identity.source_ip
         if not ip_allowed(source_ip, record.get("allowedIpCidrs") or []):
             logger.info("API key used from outside its allowed networks", key_id=credential.key_id)
+            self._record_denial(event, record, credential.key_id)
             response.deny_all_routes()
             return response.asdict()
         response.allow_all_routes()
         self._note_use(cached, record, credential.key_id, now)
         return response.asdict()
+
+    def _refusal(self, credential: ApiKeyCredential, record: Mapping[str, Any], now: float) -> str | None:
+        """Why a known key id may not be used now (``None``: it may)."""
+        if not self._secret_matches(credential, record, now):
+            return "Unknown API key."
+        if record.get("state") != "Active" or record.get("orgStatus", "Active") != "Active":
+            return "The API key is not active."
+        expires_at = record.get("expiresAt")
+        if expires_at and from_iso(str(expires_at)).timestamp() <= now:
+            return "The API key has expired."
+        if KeyType(record["type"]) != credential.key_type:
+            return "Unknown API key."
+        return None
+
+    def _record_denial(self, event: APIGatewayAuthorizerRequestEvent, record: Mapping[str, Any], key_id: str) -> None:
+        if self._audit is None:
+            return
+        if not self._refusal_budget(key_id):
+            logger.info("Refused key not recorded in the audit log: over the per-minute budget", key_id=key_id)
+            metrics.add_metric(name=REFUSALS_NOT_AUDITED_METRIC, unit=MetricUnit.Count, value=1)
+            return
+        request_context = event.raw_event.get("requestContext") or {}
+        request_id = str(request_context.get("requestId") or "")
+        source_ip = str((request_context.get("identity") or {}).get("sourceIp") or "")
+        org = OrgContext(
+            org_id=str(record["orgId"]),
+            key_id=key_id,
+            key_type=KeyType(record["type"]),
+            scopes=(),
+            request_id=request_id,
+            source_ip=source_ip,
+        )
+        self._audit.record(
+            org,
+            AuditRecord(
+                action=AUTHENTICATE_ACTION,
+                resource_type="apiKey",
+                resource_id=key_id,
+                outcome="denied",
+                actor_key_id=key_id,
+                request_id=request_id,
+                source_ip=source_ip,
+            ),
+        )
+
+    def _refusal_budget(self, key_id: str) -> bool:
+        """Whether this refusal of ``key_id`` may still be recorded in the current minute."""
+        minute = int(self._clock() // 60)
+        with self._lock:
+            seen_minute, count = self._refusals.get(key_id, (minute, 0))
+            count = count + 1 if seen_minute == minute else 1
+            self._refusals[key_id] = (minute, count)
+            self._refusals.move_to_end(key_id)
+            while len(self._refusals) > MAX_CACHED_KEYS:
+                self._refusals.popitem(last=False)
+        return count <= AUDITED_REFUSALS_PER_MINUTE
 
     def _refresh(self, key_id: str, now: float) -> _Cached:
         fresh = _Cached(record=self._find_credential(key_id), fetched_at=now, refreshed_on_mismatch_at=now)

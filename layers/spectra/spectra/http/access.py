@@ -7,6 +7,7 @@ declaration before validation and before the route body runs; a route without on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from spectra.auth.scopes import Action, ResourcePath, parse_path
 from spectra.ratelimits.plans import Tier
 
 ACCESS_ATTRIBUTE = "__spectra_access__"
+AUDIT_ACTION = re.compile(r"[a-z][A-Za-z]*\.[a-z][A-Za-z]*")
 
 RouteFunction = TypeVar("RouteFunction", bound=Callable[..., Any])
 
@@ -34,6 +36,9 @@ class RouteAccess:
     tier: Tier = Tier.STANDARD
     reveals: tuple[str, ...] = ()
     """Response fields shown once only (e.g. a new key's secret): never stored for a replay."""
+    audit: str | None = None
+    """The audit action (``"site.create"``) of a route that changes something: every call of it
+    is recorded, whatever its outcome. Routes without one are recorded only when refused."""
 
     def paths(self, path_arguments: Mapping[str, str]) -> list[ResourcePath]:
         """The resource paths of this route, with its path parameters filled in."""
@@ -45,13 +50,16 @@ def access(
     *resources: str,
     tier: Tier = Tier.STANDARD,
     reveals: tuple[str, ...] = (),
+    audit: str | None = None,
 ) -> Callable[[RouteFunction], RouteFunction]:
     """Declare what a route needs; place it directly under the ``@app.<method>(...)`` line."""
     if action is not None and not resources:
         raise ValueError("a route that needs an action must name the resource it acts on")
+    if audit is not None and not AUDIT_ACTION.fullmatch(audit):
+        raise ValueError(f"audit action {audit!r} is not 'resourceType.verb'")
 
     def declare(function: RouteFunction) -> RouteFunction:
-        declared = RouteAccess(action=action, resources=resources, tier=tier, reveals=reveals)
+        declared = RouteAccess(action=action, resources=resources, tier=tier, reveals=reveals, audit=audit)
         setattr(function, ACCESS_ATTRIBUTE, declared)
         return function
 

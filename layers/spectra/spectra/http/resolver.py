@@ -12,6 +12,9 @@ Order of work for a request, before the route body runs:
    not Powertools' default 422, with every problem in ``errors[]``);
 6. POST routes honour ``Idempotency-Key`` (see ``spectra.http.idempotency``).
 
+After the route (or the refusal) has its response, the audit event is appended for routes that
+change something and for refused requests (see ``spectra.http.audit``).
+
 Every failure, including unknown routes (404), wrong methods (405) and unexpected exceptions
 (500 with the request id and nothing else), is ``application/problem+json``.
 """
@@ -30,6 +33,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError, ResponseValidationError
 from aws_lambda_powertools.event_handler.request import Request
 
+from spectra.audit.trail import AuditTrail
 from spectra.auth.scopes import scopes_may_allow
 from spectra.config import get_settings
 from spectra.errors import (
@@ -43,7 +47,9 @@ from spectra.errors import (
     ValidationFailed,
 )
 from spectra.http.access import route_access
+from spectra.http.audit import request_record
 from spectra.http.body import check_request_body
+from spectra.http.idempotency import REPLAYED_HEADER
 from spectra.observability import logger
 from spectra.ratelimits.bucket import Admission
 from spectra.ratelimits.limiter import RateLimiter, refusal
@@ -61,11 +67,13 @@ class SpectraResolver(APIGatewayRestResolver):
         *,
         max_body_bytes: int | None = None,
         rate_limiter: Callable[[], RateLimiter | None] = lambda: None,
+        audit_trail: Callable[[], AuditTrail | None] = lambda: None,
     ) -> None:
         # A response that breaks its own model is our bug: 500, never a 400 blaming the caller.
         super().__init__(enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR)
         self._max_body_bytes = max_body_bytes
         self._rate_limiter = rate_limiter
+        self._audit_trail = audit_trail
         self.exception_handler(SpectraError)(self._handle_spectra_error)
         self.exception_handler(RequestValidationError)(self._handle_validation_error)
         self.exception_handler(ResponseValidationError)(self._handle_invalid_response)
@@ -85,15 +93,42 @@ class SpectraResolver(APIGatewayRestResolver):
     # -- request pipeline ---------------------------------------------------------------------
 
     def _call_route(self, route: Route, route_arguments: dict[str, str]) -> ResponseBuilder[Any]:
+        builder: ResponseBuilder[Any] | None = None
         if route in self.registered_routes():
             try:
                 self._admit(route, route_arguments)
             except SpectraError as error:
-                refused = self._response_builder_class(
+                builder = self._response_builder_class(
                     response=self.problem(error), serializer=self._serializer, route=route
                 )
-                return self._with_rate_limit_headers(refused)
-        return self._with_rate_limit_headers(super()._call_route(route, route_arguments))
+        if builder is None:
+            builder = super()._call_route(route, route_arguments)
+        self._audit(route, route_arguments, builder.response)
+        return self._with_rate_limit_headers(builder)
+
+    def _audit(self, route: Route, route_arguments: dict[str, str], response: Response[Any]) -> None:
+        """Append the request's audit event, if it is one the audit log records."""
+        org = self.context.get(ORG_CONTEXT_KEY)
+        declared = route_access(route.func)
+        trail = self._audit_trail()
+        if not isinstance(org, OrgContext) or declared is None or trail is None:
+            return
+        headers = response.headers or {}
+        if headers.get(REPLAYED_HEADER) == "true":
+            return  # a replay changes nothing; the original request was recorded
+        location = headers.get("Location")
+        record = request_record(
+            org,
+            declared=declared,
+            method=self.current_event.http_method,
+            route_path=route.path,
+            path_arguments=route_arguments,
+            status=response.status_code,
+            location=location if isinstance(location, str) else None,
+            body=self._body_text(),
+        )
+        if record is not None:
+            trail.record(org, record)
 
     def _with_rate_limit_headers(self, builder: ResponseBuilder[Any]) -> ResponseBuilder[Any]:
         admission = self.context.get(RATE_LIMIT_CONTEXT_KEY)
@@ -135,6 +170,13 @@ class SpectraResolver(APIGatewayRestResolver):
             content_type=event.headers.get("content-type") or event.headers.get("Content-Type"),
             max_bytes=self._max_body_bytes or get_settings().max_body_bytes,
         )
+
+    def _body_text(self) -> str | None:
+        """The request body as text, or ``None`` (absent, or not text: then no field names)."""
+        try:
+            return self.current_event.decoded_body if self.current_event.body else None
+        except (UnicodeDecodeError, ValueError):
+            return None
 
     # -- problem+json -------------------------------------------------------------------------
 

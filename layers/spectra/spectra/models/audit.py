@@ -19,8 +19,12 @@ class AuditEvent(ResponseModel):
     requestId: str = ""
     sourceIp: str = ""
     changes: list[str] = Field(default_factory=list, description="Names of the fields that changed (never values)")
+    expiresAt: int | None = Field(default=None, description="When retention removes it (epoch seconds)")
     hash: str = Field(description="SHA-256 of this event")
     previousHash: str = Field(description="SHA-256 of the event before it (64 zeros for the first)")
+    previousExpiresAt: int | None = Field(
+        default=None, description="When the event before it expires: until then, its absence is tampering"
+    )
 
 
 AuditEventPage = Page[AuditEvent]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from spectra.audit.chain import verify
+from spectra.audit.chain import verify_kept
 from spectra.audit.store import AuditLog
 from spectra.errors import ValidationFailed
 from spectra.models.audit import AuditEvent, AuditEventPage, AuditVerification
@@ -62,8 +62,8 @@ class AuditService:
 
     def verify(self, org: OrgContext, *, start: datetime | None, end: datetime | None) -> AuditVerification:
         """Recompute the chain over the events in ``[start, end]``, each linked to the one before
-        it (the event just before the range included). The oldest event still kept anchors the
-        chain once older ones have expired."""
+        it (the event just before the range included). Once older events have expired, the oldest
+        one kept starts the chain, if the event before it has expired too."""
         _window(start, end)
         previous: dict[str, Any] | None = None
         stretch: list[dict[str, Any]] = []
@@ -73,10 +73,8 @@ class AuditService:
                 continue
             if end is not None and from_iso(str(event["time"])) > end:
                 break
-            if previous is None and not stretch and int(event["sequence"]) > 1:
-                previous = {"sequence": int(event["sequence"]) - 1, "hash": event["previousHash"]}
             stretch.append(event)
-        result = verify(stretch, previous=previous)
+        result = verify_kept(stretch, now=int(self._log.now().timestamp()), previous=previous)
         return AuditVerification(
             valid=result.valid, checked=result.checked, firstBrokenEventId=result.first_broken_event_id
         )

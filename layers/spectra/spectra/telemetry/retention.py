@@ -29,6 +29,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spectra.audit.retention import check_audit_log
+from spectra.audit.store import AuditLog
 from spectra.errors import SpectraError
 from spectra.events import THING_DELETED, ThingEvents
 from spectra.identifiers import is_guid
@@ -75,6 +77,8 @@ class OrgPass:
     restamped: int = 0
     things: int = 0
     outbox_resent: int = 0
+    audit_awaiting_expiry: int = 0
+    audit_chain_broken: bool = False
     complete: bool = False
     failed: bool = False
     duration_ms: float = 0.0
@@ -94,6 +98,8 @@ class RetentionReport:
     deleted_things_purged: int = 0
     deleted_thing_items_purged: int = 0
     outbox_resent: int = 0
+    audit_events_awaiting_expiry: int = 0
+    audit_chains_broken: int = 0
 
     @property
     def complete(self) -> bool:
@@ -112,6 +118,8 @@ class RetentionReport:
             "deletedThingsPurged": self.deleted_things_purged,
             "deletedThingItemsPurged": self.deleted_thing_items_purged,
             "outboxResent": self.outbox_resent,
+            "auditEventsAwaitingExpiry": self.audit_events_awaiting_expiry,
+            "auditChainsBroken": self.audit_chains_broken,
         }
 
 
@@ -139,9 +147,11 @@ class RetentionJob:
         sqs: Any,
         queue_url: str,
         pass_hour_utc: int = 0,
+        audit: AuditLog | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._registry = registry
+        self._audit = audit
         self._pass_offset = timedelta(hours=pass_hour_utc)
         self._checkpoints = checkpoints
         self._organizations = organizations
@@ -256,6 +266,10 @@ class RetentionJob:
             raise
         if restamp and checkpoint.get("restampSince"):
             self._organizations.restamp_done(org, str(checkpoint["restampSince"]), window_days)
+        if self._audit is not None:
+            audit = check_audit_log(self._audit, org)
+            result.audit_awaiting_expiry = audit.awaiting_expiry
+            result.audit_chain_broken = not audit.valid
         checkpoint["done"] = True
         checkpoint["finishedAt"] = self._clock().isoformat()
         result.complete = True
@@ -385,6 +399,8 @@ class RetentionJob:
         report.items_purged += result.purged
         report.items_restamped += result.restamped
         report.outbox_resent += result.outbox_resent
+        report.audit_events_awaiting_expiry += result.audit_awaiting_expiry
+        report.audit_chains_broken += int(result.audit_chain_broken)
         if result.failed:
             report.orgs_failed.append(result.org_id)
         elif result.complete:
