@@ -31,10 +31,12 @@ CHECKOV_VENV := .venv-checkov
 # The tools get their own venvs: their pins conflict with the app's and with each other.
 SAM_CLI_VERSION ?= 1.170.0
 CHECKOV_VERSION ?= 3.3.30
+# cfn-guard 3.1.1 and AWS Control Tower's guard rules, as the CDK validator plugin ships them.
+GUARD_VALIDATOR_VERSION ?= 0.0.62
 
 ENV ?= dev
 TEMPLATE := template.yaml
-MYPY_PATHS := layers/spectra/spectra cli/spectra_cli local/spectra_local functions tests
+MYPY_PATHS := layers/spectra/spectra cli/spectra_cli local/spectra_local functions tests scripts
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
@@ -44,6 +46,9 @@ PIP := python -m pip install -q
 VENV_STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-checkov-$(CHECKOV_VERSION)
+GUARD_DIR := .tools/cfn-guard
+GUARD_PACKAGE := $(GUARD_DIR)/node_modules/@cdklabs/cdk-validator-cfnguard
+GUARD_STAMP := $(GUARD_DIR)/.installed-cdk-validator-cfnguard-$(GUARD_VALIDATOR_VERSION)
 
 .PHONY: help venv tools lint format validate build test dev dev-reset openapi plans bench deploy clean distclean
 
@@ -59,7 +64,7 @@ $(VENV_STAMP): pyproject.toml
 	$(VENV)/bin/$(PIP) -e '.[dev]'
 	@touch $@
 
-tools: $(SAM_STAMP) $(CHECKOV_STAMP) ## .venv-sam (SAM CLI) and .venv-checkov
+tools: $(SAM_STAMP) $(CHECKOV_STAMP) $(GUARD_STAMP) ## .venv-sam (SAM CLI), .venv-checkov, .tools/cfn-guard
 
 $(SAM_STAMP):
 	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
@@ -71,6 +76,14 @@ $(CHECKOV_STAMP):
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/$(PIP) 'checkov==$(CHECKOV_VERSION)'
 	@rm -f $(CHECKOV_VENV)/.installed-*
+	@touch $@
+
+# npm only fetches the package (binary and rules inside it): no install scripts run.
+$(GUARD_STAMP):
+	@mkdir -p $(GUARD_DIR)
+	npm install --prefix $(GUARD_DIR) --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		'@cdklabs/cdk-validator-cfnguard@$(GUARD_VALIDATOR_VERSION)'
+	@rm -f $(GUARD_DIR)/.installed-*
 	@touch $@
 
 # ---- quality -------------------------------------------------------------------------------
@@ -90,10 +103,11 @@ format: venv ## ruff fix + format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-validate: venv tools ## sam validate --lint, cfn-lint and checkov on the template (all clean)
+validate: venv tools ## sam validate --lint, cfn-lint, checkov and cfn-guard on the template (all clean)
 	AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE)
 	$(VENV)/bin/cfn-lint $(TEMPLATE)
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact -f $(TEMPLATE) --framework cloudformation
+	$(SAM_VENV)/bin/python scripts/guard_template.py check $(GUARD_PACKAGE) $(TEMPLATE)
 
 test: lint validate ## lint, validate, then the whole test suite
 	$(VENV)/bin/pytest -q
@@ -131,4 +145,4 @@ clean: ## remove build output and caches (keeps the venvs)
 	find . -path ./.venv -prune -o -path './.venv-*' -prune -o -name '*.egg-info' -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs and local state
-	rm -rf $(VENV)/ $(SAM_VENV)/ $(CHECKOV_VENV)/ .spectra-local/
+	rm -rf $(VENV)/ $(SAM_VENV)/ $(CHECKOV_VENV)/ .tools/ .spectra-local/

@@ -7,7 +7,11 @@
     spectra org set-limits ORG_ID --tier TIER (--rate-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
     spectra audit verify ORG_ID [--from T] [--to T] (--stack STACK --region REGION | --local)
+    spectra restore --table TABLE --to T [--org ORG_ID [--delete-newer]] (--stack STACK --region REGION | --local)
 
+``restore`` restores TABLE (a name, or records|idempotency|audit|rate-limits|telemetry) as it was at
+T into a new table and counts it; with ``--org`` it copies that org's items back into TABLE
+(README "Restore a table"). It exits 1 for a time outside the table's recovery window.
 ``audit verify`` exits 4 when the chain does not verify. ``org create`` exits 3 (after printing
 the org and its key) when the org's usage identifier is still not attached after a minute.
 ``--stack`` acts on a deployed stack (resources found from its outputs, the operator's AWS
@@ -35,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from spectra.audit.store import AuditLog
+from spectra.backups import TableRestorer
 from spectra.config import Settings
 from spectra.errors import NotFound, SpectraError, ValidationFailed
 from spectra.identifiers import is_guid
@@ -54,6 +59,7 @@ from spectra.provisioning import (
 )
 from spectra.ratelimits.plans import DEFAULT_PLAN, PLANS, Tier
 from spectra.services.audit import AuditService
+from spectra.telemetry_store import telemetry_table_name
 from spectra.tenancy.context import OrgContext
 from spectra.tenancy.sessions import OrgSessions
 from spectra_cli.local import (
@@ -116,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("org_id", metavar="ORG_ID")
     verify.add_argument("--from", dest="start", type=_moment, help="events at or after (ISO-8601, UTC by default)")
     verify.add_argument("--to", dest="end", type=_moment, help="events at or before (ISO-8601, UTC by default)")
+    restore = with_target(groups.add_parser("restore", help="restore a table to a point in time, into a new table"))
+    restore.add_argument(
+        "--table", required=True, help=f"a table name, or one of {', '.join(RESTORABLE)} (telemetry: the org's)"
+    )
+    restore.add_argument("--to", dest="to", required=True, type=_moment, help="ISO-8601 time (UTC by default)")
+    restore.add_argument("--org", dest="org_id", metavar="ORG_ID", help="copy this org's items back into the table")
+    restore.add_argument(
+        "--delete-newer", action="store_true", help="with --org: delete the org's live items the restore does not have"
+    )
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
     run_now = with_target(schedule.add_parser("run", help="run a scheduled function once, as EventBridge would"))
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
@@ -149,10 +164,42 @@ def verify_audit(args: argparse.Namespace) -> Any:
     if not is_guid(args.org_id):
         raise NotFound("No such organization.")
     settings, session = _settings_and_session(args)
-    log = AuditLog(OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts")), settings.audit_table)
+    log = AuditLog(
+        OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts")),
+        settings.audit_table,
+        retention_days=settings.audit_retention_days,
+    )
     service = AuditService(log, page_tokens=PageTokens(lambda: b""))
     result = service.verify(OrgContext.for_operator(args.org_id), start=args.start, end=args.end)
     return {"orgId": args.org_id, **result.model_dump()}
+
+
+RESTORABLE = ("records", "idempotency", "audit", "rate-limits", "telemetry")
+
+
+def restore_table(args: argparse.Namespace) -> Any:
+    """``spectra restore``: the layer's restore, with the operator's credentials."""
+    if args.org_id is not None and not is_guid(args.org_id):
+        raise NotFound("No such organization.")
+    settings, session = _settings_and_session(args)
+    restorer = TableRestorer(session.client("dynamodb"), settings)
+    table = _table_named(args.table, settings, args.org_id)
+    return restorer.restore(table, args.to, org_id=args.org_id, delete_newer=args.delete_newer).as_dict()
+
+
+def _table_named(name: str, settings: Settings, org_id: str | None) -> str:
+    """A table name as given, or the deployment's table a short name stands for."""
+    if name == "telemetry":
+        if org_id is None:
+            raise ValidationFailed.single("org", "--table telemetry means the org's telemetry table: pass --org")
+        return telemetry_table_name(settings, org_id)
+    tables = {
+        "records": settings.records_table,
+        "idempotency": settings.idempotency_table,
+        "audit": settings.audit_table,
+        "rate-limits": settings.rate_limit_table,
+    }
+    return tables.get(name) or name
 
 
 def _provisioner(args: argparse.Namespace) -> Provisioner:
@@ -293,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_schedule(args)
         elif args.group == "audit":
             result = verify_audit(args)
+        elif args.group == "restore":
+            result = restore_table(args)
         else:
             result = run(args, _provisioner(args))
     except SpectraError as error:

@@ -54,9 +54,12 @@ def settings_from_stack(session: boto3.Session, stack_name: str) -> Settings:
         usage_identifier_queue_url=outputs.get("UsageIdentifierQueueUrl", ""),
         rate_limit_table=outputs.get("RateLimitTableName", ""),
         audit_table=outputs.get("AuditTableName", ""),
+        audit_retention_days=int(outputs.get("AuditRetentionDays", "400")),
         telemetry_table_prefix=outputs.get("TelemetryTablePrefix", ""),
         org_role_prefix=outputs.get("OrgRolePrefix", ""),
         org_role_boundary_arn=outputs.get("OrgRoleBoundaryArn", ""),
         org_role_trusted_principals=tuple(json.loads(outputs.get("OrgRoleTrustedPrincipals", "[]"))),
         platform_key_arn=outputs.get("PlatformKeyArn", ""),
+        platform_key_alias=outputs.get("PlatformKeyAlias", ""),
+        replica_regions=tuple(region for region in outputs.get("ReplicaRegions", "").split(",") if region),
     )

@@ -39,8 +39,12 @@ def _generated_secret(spec: dict[str, Any]) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+"""A global table is made here as one plain table: the local runtime is a single region."""
+
+
 def table_definition(name: str, properties: dict[str, Any]) -> dict[str, Any]:
-    """``create_table`` arguments for a template table (keys, attributes, indexes, billing)."""
+    """``create_table`` arguments for a template table (keys, attributes, indexes, billing, stream)."""
     definition: dict[str, Any] = {
         "TableName": name,
         "KeySchema": properties["KeySchema"],
@@ -57,20 +61,43 @@ def table_definition(name: str, properties: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
+def _has_point_in_time_recovery(properties: dict[str, Any]) -> bool:
+    """PITR as a table declares it, or as a global table's replicas do (every replica alike)."""
+    specifications = [properties.get("PointInTimeRecoverySpecification")] + [
+        replica.get("PointInTimeRecoverySpecification")
+        for replica in properties.get("Replicas", [])
+        if isinstance(replica, dict) and "Region" in replica
+    ]
+    return any(spec and spec.get("PointInTimeRecoveryEnabled") is True for spec in specifications)
+
+
 def materialize(template: Template, *, region: str, prefix: str = "spectra-local") -> IntrinsicResolver:
     """Create the template's data resources in the current (moto) AWS and return the resolver."""
     resolver = IntrinsicResolver(refs={**pseudo_parameters(region), **template.parameter_defaults()})
+    resolver.evaluate_conditions(template.conditions())
     kms = boto3.client("kms", region_name=region)
     for logical_id in template.of_type("AWS::KMS::Key"):
         key = kms.create_key(Description=f"{prefix} {logical_id}")["KeyMetadata"]
         resolver.refs[logical_id] = key["KeyId"]
         resolver.attributes[(logical_id, "Arn")] = key["Arn"]
+    for logical_id, resource in template.of_type("AWS::KMS::Alias").items():
+        alias = resolver.resolve(resource["Properties"])
+        kms.create_alias(AliasName=alias["AliasName"], TargetKeyId=alias["TargetKeyId"])
+        resolver.refs[logical_id] = alias["AliasName"]
 
     dynamodb = boto3.client("dynamodb", region_name=region)
-    for logical_id, resource in template.of_type("AWS::DynamoDB::Table").items():
+    tables = {lid: r for table_type in TABLE_TYPES for lid, r in template.of_type(table_type).items()}
+    for logical_id, resource in tables.items():
+        if "Condition" in resource and not resolver.holds(resource["Condition"]):
+            continue
         properties = resource["Properties"]
-        name = f"{prefix}-{logical_id}"
+        # Named as the template names it (functions find tables by those names), else by logical id.
+        name = str(resolver.resolve(properties["TableName"])) if "TableName" in properties else f"{prefix}-{logical_id}"
         description = dynamodb.create_table(**table_definition(name, properties))["TableDescription"]
+        if _has_point_in_time_recovery(properties):  # so `spectra restore --local` has a window
+            dynamodb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
         ttl = properties.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             dynamodb.update_time_to_live(

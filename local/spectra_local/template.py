@@ -75,20 +75,30 @@ class UnresolvableIntrinsic(ValueError):
     """An intrinsic function the local runtime has no value for."""
 
 
+_NO_VALUE: Any = object()
+"""What ``Fn::If`` yields for ``AWS::NoValue``: the list item or property is left out."""
+
+
 @dataclass
 class IntrinsicResolver:
     """Resolves intrinsics against local values: ``refs`` for ``!Ref``, ``attributes`` for ``!GetAtt``."""
 
     refs: dict[str, Any] = field(default_factory=dict)
     attributes: dict[tuple[str, str], Any] = field(default_factory=dict)
+    conditions: dict[str, bool] = field(default_factory=dict)
+    """The template's conditions, evaluated (``evaluate_conditions``) for ``Fn::If`` and ``Condition``."""
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in (self.resolve(item) for item in value) if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((name, argument),) = value.items()
+            if name == "Fn::If":
+                condition, when_true, when_false = argument
+                chosen = when_true if self.holds(str(condition)) else when_false
+                return _NO_VALUE if chosen == {"Ref": "AWS::NoValue"} else self.resolve(chosen)
             if name == "Ref":
                 return self._ref(str(argument))
             if name == "Fn::GetAtt":
@@ -107,19 +117,57 @@ class IntrinsicResolver:
                 return str(self.resolve(text)).split(separator)
             if name.startswith("Fn::"):
                 raise UnresolvableIntrinsic(name)
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def evaluate_conditions(self, definitions: Mapping[str, Any]) -> dict[str, bool]:
+        """Evaluate a template's ``Conditions`` against ``refs`` (parameters, pseudo parameters)."""
+        self.conditions = {}
+
+        def evaluate(name: str, visiting: frozenset[str]) -> bool:
+            if name not in self.conditions:
+                if name in visiting:
+                    raise UnresolvableIntrinsic(f"condition {name} refers to itself")
+                self.conditions[name] = self._truth(definitions[name], lambda other: evaluate(other, visiting | {name}))
+            return self.conditions[name]
+
+        for name in definitions:
+            evaluate(name, frozenset())
+        return self.conditions
+
+    def holds(self, condition: str) -> bool:
+        """Whether a named condition is true (evaluated by ``evaluate_conditions``)."""
+        if condition not in self.conditions:
+            raise UnresolvableIntrinsic(f"Condition {condition}")
+        return self.conditions[condition]
+
+    def _truth(self, expression: Any, condition: Any) -> bool:
+        ((name, argument),) = expression.items()
+        if name == "Condition":
+            return bool(condition(str(argument)))
+        if name == "Fn::Equals":
+            left, right = (self.resolve(side) for side in argument)
+            return bool(left == right)
+        if name == "Fn::Not":
+            return not self._truth(argument[0], condition)
+        if name == "Fn::And":
+            return all(self._truth(item, condition) for item in argument)
+        if name == "Fn::Or":
+            return any(self._truth(item, condition) for item in argument)
+        raise UnresolvableIntrinsic(name)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe copy, so another process can resolve the same local names."""
         return {
             "refs": self.refs,
             "attributes": {f"{logical}.{attribute}": value for (logical, attribute), value in self.attributes.items()},
+            "conditions": self.conditions,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> IntrinsicResolver:
         attributes = {tuple(key.split(".", 1)): value for key, value in data.get("attributes", {}).items()}
-        return cls(refs=dict(data.get("refs", {})), attributes=attributes)
+        return cls(refs=dict(data.get("refs", {})), attributes=attributes, conditions=dict(data.get("conditions", {})))
 
     def _ref(self, name: str) -> Any:
         if name not in self.refs:
@@ -193,7 +241,17 @@ class Template:
         return {lid: r for lid, r in self.resources.items() if r.get("Type") == resource_type}
 
     def parameter_defaults(self) -> dict[str, Any]:
-        return {name: spec.get("Default") for name, spec in self.document.get("Parameters", {}).items()}
+        """Each parameter's default, a ``CommaDelimitedList`` as the list CloudFormation makes of it."""
+        return {
+            name: str(spec.get("Default", "")).split(",")
+            if spec.get("Type") == "CommaDelimitedList"
+            else spec.get("Default")
+            for name, spec in self.document.get("Parameters", {}).items()
+        }
+
+    def conditions(self) -> dict[str, Any]:
+        """The template's ``Conditions`` section (unevaluated)."""
+        return dict(self.document.get("Conditions", {}) or {})
 
     def functions(self) -> dict[str, FunctionSpec]:
         """Every ``AWS::Serverless::Function`` with Globals merged in (environment, handler)."""

@@ -11,7 +11,7 @@ def test_functions_come_with_handler_environment_and_routes(template: Template) 
     functions = template.functions()
     api_keys = template.function_by_folder("api_keys")
     assert api_keys.handler == "app.lambda_handler"
-    assert api_keys.environment["RECORDS_TABLE"] == {"Ref": "RecordsTable"}
+    assert api_keys.environment["RECORDS_TABLE"] == {"Fn::Sub": "spectra-${Stage}-records"}
     assert ("POST", "/v2/api-keys") in {(e.method, e.path) for e in api_keys.api_events}
     assert {spec.name for spec in functions.values()} >= {"authorizer", "api_keys", "organization", "provisioning"}
 

@@ -17,7 +17,7 @@ TEMPLATE = Template()
 PLATFORM_KEY_ARN = {"Fn::GetAtt": ["PlatformKey", "Arn"]}
 PLATFORM_SECRETS = ({"Ref": "ApiKeyPepperSecret"}, {"Ref": "PageTokenSecret"})
 FUNCTIONS = TEMPLATE.of_type("AWS::Serverless::Function")
-TABLES = TEMPLATE.of_type("AWS::DynamoDB::Table")
+TABLES = {**TEMPLATE.of_type("AWS::DynamoDB::Table"), **TEMPLATE.of_type("AWS::DynamoDB::GlobalTable")}
 DATA_ROLE = TEMPLATE.resources["OrgDataAccessRole"]
 
 
@@ -74,15 +74,27 @@ def statement_id(statement: Statement) -> str:
     return f"{statement.owner}:{statement.body.get('Sid', '?')}"
 
 
+def table_arn(logical_id: str, suffix: str = "") -> dict[str, str]:
+    """A table's ARN as policies write it: from its fixed name, the same in every region's stack
+    (a secondary region's stack owns no tables, so it has nothing to ``!GetAtt``)."""
+    name = TABLES[logical_id]["Properties"]["TableName"]["Fn::Sub"]
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{name}{suffix}"}
+
+
 def references(resource: Any, logical_id: str) -> bool:
-    """Whether a resource expression names ``logical_id`` (Ref, GetAtt or inside a Sub)."""
+    """Whether a resource expression names ``logical_id`` (Ref, GetAtt, inside a Sub, or a table's ARN)."""
     if isinstance(resource, dict):
         if resource.get("Ref") == logical_id:
             return True
         if resource.get("Fn::GetAtt", [None])[0] == logical_id:
             return True
         if "Fn::Sub" in resource:
-            return f"${{{logical_id}" in str(resource["Fn::Sub"])
+            text = str(resource["Fn::Sub"])
+            if logical_id in TABLES and "TableName" in TABLES[logical_id]["Properties"]:
+                arn = table_arn(logical_id)["Fn::Sub"]
+                if text == arn or text.startswith(f"{arn}/"):
+                    return True
+            return f"${{{logical_id}" in text
     return False
 
 
@@ -149,12 +161,18 @@ def test_no_role_can_change_or_delete_an_audit_event() -> None:
         names_audit = any(references(resource, "AuditTable") for resource in resources) or "*" in resources
         if not names_audit:
             continue
+        # Patterns too: "dynamodb:*Item" or "dynamodb:Delete*" would grant a changing action.
         granted = {
             action
             for action in statement.actions
-            if action in AUDIT_CHANGING_ACTIONS or action in {"*", "dynamodb:*"} or action.startswith("dynamodb:Update")
+            if any(fnmatchcase(changing, action) for changing in AUDIT_CHANGING_ACTIONS)
         }
         assert not granted, statement_id(statement)
+
+
+@pytest.mark.parametrize("pattern", ["*", "dynamodb:*", "dynamodb:*Item", "dynamodb:Delete*", "dynamodb:UpdateItem"])
+def test_the_audit_immutability_check_catches_wildcards(pattern: str) -> None:
+    assert any(fnmatchcase(changing, pattern) for changing in AUDIT_CHANGING_ACTIONS)
 
 
 def test_org_data_role_reaches_only_items_led_by_the_session_org() -> None:
@@ -238,7 +256,7 @@ def test_authorizer_may_only_query_the_credentials_index() -> None:
     dynamodb = [s for s in statements(["AuthorizerFunction"]) if any(a.startswith("dynamodb:") for a in s.actions)]
 
     assert [(s.actions, s.resources) for s in dynamodb] == [
-        (["dynamodb:Query"], [{"Fn::Sub": "${RecordsTable.Arn}/index/credentials"}])
+        (["dynamodb:Query"], [table_arn("RecordsTable", "/index/credentials")])
     ]
 
 
@@ -301,27 +319,42 @@ def test_log_retention_is_at_least_a_year() -> None:
 # -- tables and keys --------------------------------------------------------------------------
 
 
+def replicas(table: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a table's per-copy settings live: a global table's replicas (each optional one as
+    declared under its condition), or the table itself."""
+    properties = table["Properties"]
+    if table["Type"] != "AWS::DynamoDB::GlobalTable":
+        return [properties]
+    return [replica["Fn::If"][1] if "Fn::If" in replica else replica for replica in properties["Replicas"]]
+
+
+def test_the_template_has_the_four_operational_tables() -> None:
+    assert sorted(TABLES) == ["AuditTable", "IdempotencyTable", "RateLimitTable", "RecordsTable"]
+
+
 @pytest.mark.parametrize("logical_id", sorted(TABLES))
 def test_every_table_is_encrypted_with_the_platform_key(logical_id: str) -> None:
-    assert TABLES[logical_id]["Properties"]["SSESpecification"] == {
-        "SSEEnabled": True,
-        "SSEType": "KMS",
-        "KMSMasterKeyId": PLATFORM_KEY_ARN,
-    }
+    table = TABLES[logical_id]
+    assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True
+    assert table["Properties"]["SSESpecification"]["SSEType"] == "KMS"
+    home, *others = replicas(table)
+    assert home["SSESpecification"]["KMSMasterKeyId"] == PLATFORM_KEY_ARN
+    # In another region, that region's stack's platform key, found by the alias every stack gives it.
+    for replica in others:
+        assert "${PlatformKeyAlias}" in replica["SSESpecification"]["KMSMasterKeyId"]["Fn::Sub"][0]
 
 
 @pytest.mark.parametrize("logical_id", sorted(TABLES))
 def test_every_table_has_point_in_time_recovery(logical_id: str) -> None:
-    recovery = TABLES[logical_id]["Properties"]["PointInTimeRecoverySpecification"]
-
-    assert recovery["PointInTimeRecoveryEnabled"] is True
+    for replica in replicas(TABLES[logical_id]):
+        assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
 
 @pytest.mark.parametrize("logical_id", sorted(TABLES))
 def test_every_table_is_protected_from_deletion(logical_id: str) -> None:
     table = TABLES[logical_id]
 
-    assert table["Properties"]["DeletionProtectionEnabled"] is True
+    assert all(replica["DeletionProtectionEnabled"] is True for replica in replicas(table))
     assert table["DeletionPolicy"] == "Retain"
     assert table["UpdateReplacePolicy"] == "Retain"
 
@@ -416,13 +449,13 @@ def test_retention_reads_only_the_org_registry_and_its_own_checkpoints() -> None
         [
             (
                 ["dynamodb:Query"],
-                [{"Fn::Sub": "${RecordsTable.Arn}/index/gsi1"}],
+                [table_arn("RecordsTable", "/index/gsi1")],
                 {"dynamodb:LeadingKeys": ["ORGS#"]},
                 null_guard,
             ),
             (
                 ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-                [{"Fn::GetAtt": ["RecordsTable", "Arn"]}],
+                [table_arn("RecordsTable")],
                 {"dynamodb:LeadingKeys": ["RETENTION#"]},
                 null_guard,
             ),

@@ -43,6 +43,10 @@ class Settings:
     org_role_boundary_arn: str = ""
     org_role_trusted_principals: tuple[str, ...] = ()
     platform_key_arn: str = ""
+    platform_key_alias: str = ""
+    """The alias every region's stack gives its platform key: it names the key of a replica's region."""
+    replica_regions: tuple[str, ...] = ()
+    """Other regions holding replicas of the operational tables and of each org's telemetry table."""
     org_role_arn_prefix: str = ""
     integration_secrets_role_arn: str = ""
     """The role whose org-tagged sessions write (never read) the org's integration secrets."""
@@ -81,6 +85,8 @@ class Settings:
             org_role_boundary_arn=env.get("ORG_ROLE_BOUNDARY_ARN", ""),
             org_role_trusted_principals=tuple(json.loads(env.get("ORG_ROLE_TRUSTED_PRINCIPALS", "[]") or "[]")),
             platform_key_arn=env.get("PLATFORM_KEY_ARN", ""),
+            platform_key_alias=env.get("PLATFORM_KEY_ALIAS", ""),
+            replica_regions=tuple(region for region in env.get("REPLICA_REGIONS", "").split(",") if region),
             org_role_arn_prefix=env.get("ORG_ROLE_ARN_PREFIX", ""),
             retention_pass_hour_utc=int(env.get("RETENTION_PASS_HOUR_UTC", "0")),
             integration_secrets_role_arn=env.get("INTEGRATION_SECRETS_ROLE_ARN", ""),

@@ -375,7 +375,12 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
         else None
     )
     stores = (
-        TelemetryStores(session.client("dynamodb"), session.client("iam"), settings)
+        TelemetryStores(
+            session.client("dynamodb"),
+            session.client("iam"),
+            settings,
+            regional_dynamodb=lambda region: session.client("dynamodb", region_name=region),
+        )
         if settings.telemetry_table_prefix
         else None
     )
