@@ -404,3 +404,20 @@ def shared_botocore_models() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(Loader, name, original)
+
+
+def emitted_metric_values(output: str, name: str) -> list[float]:
+    """The values of EMF metric ``name`` in the printed lines (one per flushed invocation)."""
+    values: list[float] = []
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(document, dict) or "_aws" not in document:
+            continue
+        declared = {metric["Name"] for group in document["_aws"]["CloudWatchMetrics"] for metric in group["Metrics"]}
+        if name in declared:
+            value = document[name]
+            values.extend(float(v) for v in (value if isinstance(value, list) else [value]))
+    return values

@@ -50,6 +50,7 @@ from tests.integration.factories import (
     assert_problem,
     captured_logs,
     create_key,
+    emitted_metric_values,
     expire_authorizer_caches,
     expire_key,
     key_body,
@@ -184,23 +185,6 @@ def run_retention(stack: LocalStack) -> dict[str, Any]:
     """One invocation of the retention function, as its EventBridge schedule makes it."""
     report: dict[str, Any] = stack.function("retention").invoke(scheduled_event("ContinuePass", region=stack.region))
     return report
-
-
-def emitted_metric_values(output: str, name: str) -> list[float]:
-    """The values of EMF metric ``name`` in the printed lines (one per flushed invocation)."""
-    values: list[float] = []
-    for line in output.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(document, dict) or "_aws" not in document:
-            continue
-        declared = {metric["Name"] for group in document["_aws"]["CloudWatchMetrics"] for metric in group["Metrics"]}
-        if name in declared:
-            value = document[name]
-            values.extend(float(v) for v in (value if isinstance(value, list) else [value]))
-    return values
 
 
 def unreachable_table(self: AuditLog, org: OrgContext, record: AuditRecord) -> dict[str, Any]:

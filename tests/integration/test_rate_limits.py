@@ -8,7 +8,6 @@ through the authorizer context, so the authorizer caches are expired after every
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from tests.integration.factories import (
     Org,
     assert_problem,
     create_key,
+    emitted_metric_values,
     expire_authorizer_caches,
     key_body,
     key_path,
@@ -186,23 +186,6 @@ def failing_bucket_updates(stack: LocalStack, org: Org, error: Exception) -> Ite
         yield
     finally:
         client.meta.events.unregister(event, fail)
-
-
-def emitted_metric_values(output: str, name: str) -> list[float]:
-    """The values of EMF metric ``name`` in the printed lines (one per flushed invocation)."""
-    values: list[float] = []
-    for line in output.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(document, dict) or "_aws" not in document:
-            continue
-        declared = {metric["Name"] for group in document["_aws"]["CloudWatchMetrics"] for metric in group["Metrics"]}
-        if name in declared:
-            value = document[name]
-            values.extend(float(v) for v in (value if isinstance(value, list) else [value]))
-    return values
 
 
 # -- one budget per org ---------------------------------------------------------------------------
