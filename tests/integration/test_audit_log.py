@@ -281,3 +281,19 @@ def test_cli_verify_exits_4_naming_the_first_broken_event(
 
     assert code == 4
     assert printed["firstBrokenEventId"] == appended[2]["eventId"]
+
+
+def test_a_shorter_retention_never_expires_an_event_before_the_one_it_follows(
+    stack: LocalStack, unprovisioned: Org
+) -> None:
+    """Expiry stays monotonic along the chain, so TTL only ever removes a leading run and a
+    shortened retention cannot leave holes that verify would call tampering."""
+    stack.function("organization").load()
+    table = stack.environment("organization")["AUDIT_TABLE"]
+    context = OrgContext.for_operator(unprovisioned.org_id)
+    with function_environment(stack.environment("organization")):
+        long_kept = AuditLog(org_sessions(), table, retention_days=400).append(context, record(0))
+        short_kept = AuditLog(org_sessions(), table, retention_days=30).append(context, record(1))
+
+    assert short_kept["expiresAt"] == long_kept["expiresAt"]
+    assert short_kept["previousExpiresAt"] == long_kept["expiresAt"]

@@ -64,13 +64,19 @@ class AuditLog(OrgScopedTable):
         """Add ``record`` at the end of the org's chain; the sealed event."""
         for attempt in range(APPEND_ATTEMPTS):
             now = self._clock()
+            previous = self.head(org)
+            # Never before the event it follows: expiry stays monotonic along the chain even when
+            # the retention is shortened, so TTL only ever removes a leading run of events.
+            expires_at = max(
+                int((now + self._retention).timestamp()), int(previous.get("expiresAt") or 0) if previous else 0
+            )
             event = seal(
                 record,
                 org_id=org.org_id,
                 event_id=str(uuid.uuid4()),
                 time=to_iso(now),
-                expires_at=int((now + self._retention).timestamp()),
-                previous=self.head(org),
+                expires_at=expires_at,
+                previous=previous,
             )
             item = {**event, **keys.audit_event_key(org, int(event["sequence"]))}
             try:
