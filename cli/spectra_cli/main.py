@@ -7,7 +7,8 @@
     spectra org set-limits ORG_ID --tier TIER (--rate-per-minute N --burst N | --clear) (...)
     spectra schedule run FUNCTION (--stack STACK --region REGION | --local)
     spectra audit verify ORG_ID [--from T] [--to T] (--stack STACK --region REGION | --local)
-    spectra restore --table TABLE --to T [--org ORG_ID [--delete-newer]] (--stack STACK --region REGION | --local)
+    spectra restore --table TABLE --to T [--org ORG_ID [--delete-newer] [--include-access]]
+        (--stack STACK --region REGION | --local)
 
 ``restore`` restores TABLE (a name, or records|idempotency|audit|rate-limits|telemetry) as it was at
 T into a new table and counts it; with ``--org`` it copies that org's items back into TABLE
@@ -131,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--delete-newer", action="store_true", help="with --org: delete the org's live items the restore does not have"
     )
+    restore.add_argument(
+        "--include-access",
+        action="store_true",
+        help="with --org: also restore the org's profile and API keys (revoked keys come back as they were)",
+    )
     schedule = groups.add_parser("schedule", help="scheduled functions").add_subparsers(dest="command", required=True)
     run_now = with_target(schedule.add_parser("run", help="run a scheduled function once, as EventBridge would"))
     run_now.add_argument("function", metavar="FUNCTION", help="function folder name, e.g. retention")
@@ -184,7 +190,9 @@ def restore_table(args: argparse.Namespace) -> Any:
     settings, session = _settings_and_session(args)
     restorer = TableRestorer(session.client("dynamodb"), settings)
     table = _table_named(args.table, settings, args.org_id)
-    return restorer.restore(table, args.to, org_id=args.org_id, delete_newer=args.delete_newer).as_dict()
+    return restorer.restore(
+        table, args.to, org_id=args.org_id, delete_newer=args.delete_newer, include_access=args.include_access
+    ).as_dict()
 
 
 def _table_named(name: str, settings: Settings, org_id: str | None) -> str:

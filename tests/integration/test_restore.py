@@ -22,7 +22,15 @@ from spectra.tenancy.context import OrgContext
 from spectra.tenancy.keys import org_prefix, org_profile_key
 from spectra_cli import main as cli
 from spectra_local.stack import LocalStack
-from tests.integration.factories import Org, create_admin_key, provisioning_settings, records_table
+from tests.integration.factories import (
+    Org,
+    create_admin_key,
+    provisioning_settings,
+    records_table,
+    revoke,
+    stored_key_record,
+)
+from tests.integration.place_factories import make_site
 
 Item = dict[str, Any]
 
@@ -159,7 +167,9 @@ def test_org_copy_back_restores_exactly_that_orgs_items(
         ]
     )
 
-    code, printed, _ = run_restore(capsys, "--table", "records", "--to", now().isoformat(), "--org", org.org_id)
+    code, printed, _ = run_restore(
+        capsys, "--table", "records", "--to", now().isoformat(), "--org", org.org_id, "--include-access"
+    )
 
     assert code == 0, printed
     assert lost
@@ -176,6 +186,33 @@ def test_org_copy_back_restores_exactly_that_orgs_items(
     assert {key: live[key] for key in restored} == restored
     assert stored_name(table, org.org_id) == org.name
     assert stored_name(table, other_org.org_id) == "Globex, renamed after"
+
+
+def test_org_copy_back_leaves_the_orgs_profile_and_keys_as_they_are_live(
+    stack: LocalStack, org: Org, after_the_restore_point: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --include-access a restore brings data back, never a key revoked (or an org
+    suspended or renamed) since the restore point."""
+    table = records_table(stack)
+    leaked = create_admin_key(stack, org, name="leaked later")
+    site = make_site(stack, org.admin_key)
+    site_items = {key: item for key, item in org_items(table, org.org_id).items() if site["siteId"] in key}
+    after_the_restore_point.extend(
+        [
+            lambda: revoke(stack, org.admin_key, leaked.key_id),
+            lambda: rename_profile(table, org.org_id, "Renamed since"),
+            lambda: delete_items(table, list(site_items)),
+        ]
+    )
+
+    code, printed, _ = run_restore(capsys, "--table", "records", "--to", now().isoformat(), "--org", org.org_id)
+
+    assert code == 0, printed
+    assert site_items
+    live = org_items(table, org.org_id)
+    assert {key: live[key] for key in site_items} == site_items
+    assert stored_key_record(stack, org.org_id, leaked.key_id)["state"] == "Revoked"
+    assert stored_name(table, org.org_id) == "Renamed since"
 
 
 def test_delete_newer_also_removes_the_orgs_items_the_restore_lacks(

@@ -34,8 +34,14 @@ class RecordingRestorer:
     def __init__(self, _dynamodb: Any, settings: Settings) -> None:
         assert settings is SETTINGS
 
-    def restore(self, table: str, to: datetime, *, org_id: str | None, delete_newer: bool) -> Any:
-        request = {"table": table, "to": to, "org_id": org_id, "delete_newer": delete_newer}
+    def restore(self, table: str, to: datetime, *, org_id: str | None, delete_newer: bool, include_access: bool) -> Any:
+        request = {
+            "table": table,
+            "to": to,
+            "org_id": org_id,
+            "delete_newer": delete_newer,
+            "include_access": include_access,
+        }
         self.restores.append(request)
         return type("Done", (), {"as_dict": lambda _self: {"restored": table}})()
 
@@ -76,7 +82,13 @@ def test_restore_names_the_deployments_table(
 
     assert code == 0
     assert restores == [
-        {"table": expected, "to": datetime(2025, 3, 1, 12, tzinfo=UTC), "org_id": None, "delete_newer": False}
+        {
+            "table": expected,
+            "to": datetime(2025, 3, 1, 12, tzinfo=UTC),
+            "org_id": None,
+            "delete_newer": False,
+            "include_access": False,
+        }
     ]
     assert printed == {"restored": expected}
 

@@ -23,7 +23,7 @@ from spectra.errors import ValidationFailed
 from spectra.models.common import to_iso
 from spectra.telemetry_store import telemetry_table_name
 from spectra.tenancy.context import OrgContext
-from spectra.tenancy.keys import org_prefix
+from spectra.tenancy.keys import api_keys_partition, org_prefix, org_profile_key
 
 BATCH_SIZE = 25
 """The most items one ``BatchWriteItem`` takes."""
@@ -102,16 +102,26 @@ class TableRestorer:
         self._sleep = sleep
         self._restore_wait = restore_wait or RESTORE_WAIT
 
-    def restore(self, table: str, to: datetime, *, org_id: str | None = None, delete_newer: bool = False) -> Restore:
+    def restore(
+        self,
+        table: str,
+        to: datetime,
+        *,
+        org_id: str | None = None,
+        delete_newer: bool = False,
+        include_access: bool = False,
+    ) -> Restore:
         """Restore ``table`` as it was at ``to`` into a new table; with ``org_id``, copy that
         org's items back into ``table`` (and with ``delete_newer``, delete its items the
-        restore does not have)."""
+        restore does not have). The org's profile and API keys are left as they are live unless
+        ``include_access``: a restore must not bring back a key revoked, or an org suspended,
+        since."""
         org = OrgContext.for_operator(org_id) if org_id is not None else None
         if org is not None:
             self._refuse_unsafe_copy(table, org, delete_newer=delete_newer)
         elif delete_newer:
             raise ValidationFailed.single("delete-newer", "only with --org: a whole table is swapped, not merged")
-        self._check_restorable(table, to)
+        to = self._check_restorable(table, to)
         target = restored_table_name(table, self._clock())
         self._dynamodb.restore_table_to_point_in_time(
             SourceTableName=table,
@@ -130,7 +140,11 @@ class TableRestorer:
             TableName=target, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
         )
         self._dynamodb.update_table(TableName=target, DeletionProtectionEnabled=True)
-        copy = self.copy_org_back(target, table, org, delete_newer=delete_newer) if org is not None else None
+        copy = (
+            self.copy_org_back(target, table, org, delete_newer=delete_newer, include_access=include_access)
+            if org is not None
+            else None
+        )
         return Restore(
             source_table=table,
             restored_table=target,
@@ -139,14 +153,23 @@ class TableRestorer:
             org=copy,
         )
 
-    def copy_org_back(self, restored: str, live: str, org: OrgContext, *, delete_newer: bool) -> OrgCopy:
-        """Put every item of ``org`` in ``restored`` into ``live`` (overwriting the live version)."""
+    def copy_org_back(
+        self, restored: str, live: str, org: OrgContext, *, delete_newer: bool, include_access: bool = False
+    ) -> OrgCopy:
+        """Put every item of ``org`` in ``restored`` into ``live`` (overwriting the live version),
+        its access items (profile, API keys) only with ``include_access``."""
         key_names = self._key_names(live)
         whole = self._is_org_telemetry_table(live, org)
-        live_keys = {_key_of(item, key_names) for item in self._org_items(live, org, whole, key_names=key_names)}
+        access = set() if include_access or whole else _access_partitions(org)
+
+        def copied_here(item: dict[str, Any]) -> bool:
+            return item[key_names[0]].get("S") not in access
+
+        live_items = self._org_items(live, org, whole, key_names=key_names)
+        live_keys = {_key_of(item, key_names) for item in live_items if copied_here(item)}
         restored_keys: set[tuple[Any, ...]] = set()
         copied = 0
-        for batch in _batches(self._org_items(restored, org, whole)):
+        for batch in _batches(item for item in self._org_items(restored, org, whole) if copied_here(item)):
             self._write(live, [{"PutRequest": {"Item": item}} for item in batch])
             restored_keys.update(_key_of(item, key_names) for item in batch)
             copied += len(batch)
@@ -207,7 +230,8 @@ class TableRestorer:
     def _is_org_telemetry_table(self, table: str, org: OrgContext) -> bool:
         return bool(self._settings.telemetry_table_prefix) and table == telemetry_table_name(self._settings, org.org_id)
 
-    def _check_restorable(self, table: str, to: datetime) -> None:
+    def _check_restorable(self, table: str, to: datetime) -> datetime:
+        """The time to restore to: ``to``, or the latest restorable time when that is earlier."""
         now = self._clock()
         if to > now:
             raise ValidationFailed.single("to", f"{to_iso(to)} is in the future (now is {to_iso(now)})")
@@ -220,6 +244,9 @@ class TableRestorer:
             raise ValidationFailed.single(
                 "to", f"{to_iso(to)} is before the earliest restorable time of {table}, {to_iso(earliest)}"
             )
+        latest = window.get("LatestRestorableDateTime")
+        # DynamoDB restores up to a few minutes ago: a later time means "as late as it can".
+        return min(to, latest) if latest is not None else to
 
     def _key_names(self, table: str) -> list[str]:
         """The table's key attributes, partition key first (from the table, never assumed)."""
@@ -238,6 +265,11 @@ class TableRestorer:
                 return
             self._sleep(min(0.05 * 2**attempt, 5.0))
         raise RuntimeError(f"{len(pending[table])} writes to {table} stayed unprocessed after {WRITE_ATTEMPTS} tries")
+
+
+def _access_partitions(org: OrgContext) -> set[str]:
+    """The partitions that decide who may act for the org: its profile and its API keys."""
+    return {org_profile_key(org)["pk"], api_keys_partition(org)}
 
 
 def _key_of(item: dict[str, Any], key_names: Sequence[str]) -> tuple[Any, ...]:
