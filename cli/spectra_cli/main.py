@@ -170,11 +170,9 @@ def verify_audit(args: argparse.Namespace) -> Any:
     if not is_guid(args.org_id):
         raise NotFound("No such organization.")
     settings, session = _settings_and_session(args)
-    log = AuditLog(
-        OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts")),
-        settings.audit_table,
-        retention_days=settings.audit_retention_days,
-    )
+    log = AuditLog.of(OrgSessions(settings.org_data_role_arn, sts_client=session.client("sts")), settings)
+    if log is None:
+        raise NotFound("This deployment has no audit table.")
     service = AuditService(log, page_tokens=PageTokens(lambda: b""))
     result = service.verify(OrgContext.for_operator(args.org_id), start=args.start, end=args.end)
     return {"orgId": args.org_id, **result.model_dump()}

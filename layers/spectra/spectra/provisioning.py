@@ -391,11 +391,5 @@ def build_provisioner(settings: Settings, session: boto3.Session | None = None) 
         registry=OrganizationRegistry(session.client("dynamodb"), settings.records_table),
         pepper=lambda: platform_secret(settings.api_key_pepper_secret_arn),
         identifiers=identifiers,
-        audit=AuditTrail(
-            lambda: (
-                AuditLog(sessions, settings.audit_table, retention_days=settings.audit_retention_days)
-                if settings.audit_table
-                else None
-            )
-        ),
+        audit=AuditTrail(lambda: AuditLog.of(sessions, settings)),
     )

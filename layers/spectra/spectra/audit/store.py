@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from spectra.audit.chain import AuditRecord, seal
+from spectra.config import Settings
 from spectra.errors import SpectraError
 from spectra.models.common import to_iso, utc_now
 from spectra.repositories.dynamo import (
@@ -59,6 +60,13 @@ class AuditLog(OrgScopedTable):
         super().__init__(sessions, table)
         self._retention = timedelta(days=retention_days)
         self._clock = clock
+
+    @classmethod
+    def of(cls, sessions: OrgSessions, settings: Settings) -> AuditLog | None:
+        """The deployment's audit log with its retention (``None`` where it has no audit table)."""
+        if not settings.audit_table:
+            return None
+        return cls(sessions, settings.audit_table, retention_days=settings.audit_retention_days)
 
     def append(self, org: OrgContext, record: AuditRecord) -> dict[str, Any]:
         """Add ``record`` at the end of the org's chain; the sealed event."""
