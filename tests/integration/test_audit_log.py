@@ -110,14 +110,21 @@ def test_each_org_has_its_own_chain(stack: LocalStack, unprovisioned: Org, secon
     assert [e["orgId"] for e in stored_events(stack, log, second_unprovisioned)] == [second_unprovisioned.org_id]
 
 
-def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, unprovisioned: Org) -> None:
+def three_events_and_the_second_ones_key(
+    stack: LocalStack, unprovisioned: Org
+) -> tuple[AuditLog, str, dict[str, dict[str, str]]]:
+    """A chain of three events; the log, its table and the stored key of event 2 (to tamper with)."""
     log = log_of(stack)
     context = OrgContext.for_operator(unprovisioned.org_id)
     with function_environment(stack.environment("organization")):
         for index in range(3):
             log.append(context, record(index))
     table = stack.environment("organization")["AUDIT_TABLE"]
-    key = {name: {"S": value} for name, value in audit_event_key(context, 2).items()}
+    return log, table, {name: {"S": value} for name, value in audit_event_key(context, 2).items()}
+
+
+def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, unprovisioned: Org) -> None:
+    log, table, key = three_events_and_the_second_ones_key(stack, unprovisioned)
     boto3.client("dynamodb").update_item(
         TableName=table,
         Key=key,
@@ -132,13 +139,7 @@ def test_an_event_edited_in_the_table_is_caught(stack: LocalStack, unprovisioned
 
 
 def test_a_deleted_event_is_caught(stack: LocalStack, unprovisioned: Org) -> None:
-    log = log_of(stack)
-    context = OrgContext.for_operator(unprovisioned.org_id)
-    with function_environment(stack.environment("organization")):
-        for index in range(3):
-            log.append(context, record(index))
-    table = stack.environment("organization")["AUDIT_TABLE"]
-    key = {name: {"S": value} for name, value in audit_event_key(context, 2).items()}
+    log, table, key = three_events_and_the_second_ones_key(stack, unprovisioned)
     boto3.client("dynamodb").delete_item(TableName=table, Key=key)
 
     events = stored_events(stack, log, unprovisioned)
